@@ -1,0 +1,49 @@
+"""trio-mqtt: an MQTT 5.0 and 3.1.1 client for Trio."""
+
+from __future__ import annotations
+
+from ._enums import (
+    PayloadFormat as PayloadFormat,
+    ProtocolVersion as ProtocolVersion,
+    QoS as QoS,
+    ReasonCode as ReasonCode,
+    RetainHandling as RetainHandling,
+)
+from ._exceptions import (
+    ConnectError as ConnectError,
+    ConnectionLostError as ConnectionLostError,
+    ConnectRefusedError as ConnectRefusedError,
+    LocalProtocolError as LocalProtocolError,
+    MalformedPacketError as MalformedPacketError,
+    MQTTError as MQTTError,
+    NegativeAckError as NegativeAckError,
+    ProtocolError as ProtocolError,
+    PublishError as PublishError,
+    RemoteProtocolError as RemoteProtocolError,
+    SessionLostError as SessionLostError,
+    SubscribeError as SubscribeError,
+    UnsubscribeError as UnsubscribeError,
+)
+from ._sansio._packets import Will as Will
+from ._sansio._properties import Properties as Properties
+from ._topics import topic_matches as topic_matches
+from ._version import __version__ as __version__
+
+__all__ = [
+    "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
+    "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
+    "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",
+    "RetainHandling", "SessionLostError", "SubscribeError", "UnsubscribeError", "Will",
+    "__version__", "topic_matches",
+]  # fmt: skip
+
+
+def _fix_module() -> None:
+    # Public objects report the namespace users import them from (trio and httpx do the same).
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
+            obj.__module__ = __name__
+
+
+_fix_module()
