@@ -134,4 +134,6 @@ CONNACK_V311_TO_REASON: Final[dict[int, ReasonCode]] = {
     5: ReasonCode.NOT_AUTHORIZED,
 }
 #: The inverse of :data:`CONNACK_V311_TO_REASON`, for encoding a 3.1.1 CONNACK.
-REASON_TO_CONNACK_V311: Final[dict[ReasonCode, int]] = {v: k for k, v in CONNACK_V311_TO_REASON.items()}
+REASON_TO_CONNACK_V311: Final[dict[ReasonCode, int]] = {
+    v: k for k, v in CONNACK_V311_TO_REASON.items()
+}

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from ._enums import ReasonCode
 
 
-def _rebuild(cls: type[MQTTError], args: tuple[object, ...], state: dict[str, object]) -> MQTTError:
+def _rebuild(
+    cls: type[MQTTError], args: tuple[object, ...], state: dict[str, object]
+) -> MQTTError:
     exc = cls.__new__(cls)
     Exception.__init__(exc, *args)
     exc.__dict__.update(state)
@@ -55,7 +57,9 @@ class ProtocolError(MQTTError):
 
     reason_code: ReasonCode
 
-    def __init__(self, message: str, *, reason_code: ReasonCode = ReasonCode.PROTOCOL_ERROR) -> None:
+    def __init__(
+        self, message: str, *, reason_code: ReasonCode = ReasonCode.PROTOCOL_ERROR
+    ) -> None:
         super().__init__(message)
         self.reason_code = reason_code
 
@@ -82,7 +86,9 @@ class RemoteProtocolError(ProtocolError):
 class MalformedPacketError(RemoteProtocolError):
     """Raised when received bytes cannot be decoded as an MQTT packet (reason code 0x81)."""
 
-    def __init__(self, message: str, *, reason_code: ReasonCode = ReasonCode.MALFORMED_PACKET) -> None:
+    def __init__(
+        self, message: str, *, reason_code: ReasonCode = ReasonCode.MALFORMED_PACKET
+    ) -> None:
         super().__init__(message, reason_code=reason_code)
 
 
@@ -174,7 +180,9 @@ class NegativeAckError(MQTTError):
         reason_string: str | None = None,
         user_properties: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(f"the broker refused the {self.operation}: {_describe(reason_code, reason_string)}")
+        super().__init__(
+            f"the broker refused the {self.operation}: {_describe(reason_code, reason_string)}"
+        )
         self.reason_code = reason_code
         self.reason_string = reason_string
         self.user_properties = tuple(user_properties)
@@ -202,8 +210,13 @@ class SubscribeError(NegativeAckError):
         reason_string: str | None = None,
         user_properties: Sequence[tuple[str, str]] = (),
     ) -> None:
-        first = next((code for code in reason_codes if code.is_failure), ReasonCode.UNSPECIFIED_ERROR)
-        super().__init__(first, reason_string=reason_string, user_properties=user_properties)
+        first = next(
+            (code for code in reason_codes if code.is_failure),
+            ReasonCode.UNSPECIFIED_ERROR,
+        )
+        super().__init__(
+            first, reason_string=reason_string, user_properties=user_properties
+        )
         self.reason_codes = tuple(reason_codes)
 
 

@@ -19,7 +19,10 @@ def _string_problem(text: str, what: str) -> str | None:
     if "\x00" in text:
         # [MQTT-4.7.3-2] no U+0000.
         return f"the {what} contains U+0000"
-    if len(text) > _MAX_LENGTH // 4 and len(text.encode("utf-8", "surrogatepass")) > _MAX_LENGTH:
+    if (
+        len(text) > _MAX_LENGTH // 4
+        and len(text.encode("utf-8", "surrogatepass")) > _MAX_LENGTH
+    ):
         # [MQTT-4.7.3-3] at most 65535 bytes of UTF-8.
         return f"the {what} is longer than 65535 bytes"
     return None

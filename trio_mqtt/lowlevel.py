@@ -32,7 +32,10 @@ from ._sansio._packets import (
     Unsubscribe as Unsubscribe,
     Will as Will,
 )
-from ._sansio._properties import EMPTY_PROPERTIES as EMPTY_PROPERTIES, Properties as Properties
+from ._sansio._properties import (
+    EMPTY_PROPERTIES as EMPTY_PROPERTIES,
+    Properties as Properties,
+)
 
 __all__ = [
     "EMPTY_PROPERTIES", "MAX_PACKET_SIZE", "Auth", "ConnAck", "Connect", "Disconnect", "Packet",

@@ -57,7 +57,6 @@ from ._wire import (
     Buffer,
     decode_binary,
     decode_string,
-    decode_vbi,
     encode_binary,
     encode_string,
     encode_vbi,
@@ -113,7 +112,9 @@ ALLOWED_REASON_CODES: Final[dict[PacketType, frozenset[ReasonCode]]] = {
 }  # fmt: skip
 ALLOWED_REASON_CODES[PacketType.PUBREC] = ALLOWED_REASON_CODES[PacketType.PUBACK]
 ALLOWED_REASON_CODES[PacketType.PUBCOMP] = ALLOWED_REASON_CODES[PacketType.PUBREL]
-_V311_SUBACK: Final = frozenset({_R.GRANTED_QOS_0, _R.GRANTED_QOS_1, _R.GRANTED_QOS_2, _R.UNSPECIFIED_ERROR})
+_V311_SUBACK: Final = frozenset(
+    {_R.GRANTED_QOS_0, _R.GRANTED_QOS_1, _R.GRANTED_QOS_2, _R.UNSPECIFIED_ERROR}
+)
 _REASONS: Final = {int(code): code for code in ReasonCode}
 
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +134,9 @@ def _frame(first: int, body: bytes) -> bytes:
 
 def _reason(packet_type: PacketType, code: ReasonCode) -> bytes:
     if code not in ALLOWED_REASON_CODES[packet_type]:
-        raise ValueError(f"{code.describe()} is not a valid reason code for {packet_type.name}")
+        raise ValueError(
+            f"{code.describe()} is not a valid reason code for {packet_type.name}"
+        )
     return bytes((code,))
 
 
@@ -143,7 +146,9 @@ def _encode_publish(p: Publish, v5: bool) -> bytes:
     if "+" in p.topic or "#" in p.topic or "\x00" in p.topic or len(topic) > 0xFFFF:
         raise ValueError(f"invalid topic name {p.topic!r}")  # [MQTT-3.3.2-2]
     if not topic and (not v5 or p.properties.topic_alias is None):
-        raise ValueError("an empty topic name needs a topic alias (MQTT 5 only)")  # [MQTT-4.7.3-1]
+        raise ValueError(
+            "an empty topic name needs a topic alias (MQTT 5 only)"
+        )  # [MQTT-4.7.3-1]
     if qos:
         if qos > 2:
             raise ValueError(f"qos must be 0, 1 or 2, not {qos}")
@@ -158,30 +163,58 @@ def _encode_publish(p: Publish, v5: bool) -> bytes:
     payload = p.payload
     length = 2 + len(topic) + len(pid) + len(props) + len(payload)
     first = 0x30 | (qos << 1) | (8 if p.dup else 0) | (1 if p.retain else 0)
-    return b"".join((bytes((first,)), encode_vbi(length), pack_u16(len(topic)), topic, pid, props, payload))
+    return b"".join(
+        (
+            bytes((first,)),
+            encode_vbi(length),
+            pack_u16(len(topic)),
+            topic,
+            pid,
+            props,
+            payload,
+        )
+    )
 
 
-def _encode_ack(first: int, packet_type: PacketType, packet_id: int, code: ReasonCode, props_obj: object, v5: bool) -> bytes:
-    pid = pack_u16(_check_packet_id(packet_id))
+_ACK_FIRST_BYTES: Final = {
+    PubAck: (0x40, PacketType.PUBACK),
+    PubRec: (0x50, PacketType.PUBREC),
+    PubRel: (0x62, PacketType.PUBREL),
+    PubComp: (0x70, PacketType.PUBCOMP),
+}
+
+
+def _encode_ack(p: PubAck | PubRec | PubRel | PubComp, v5: bool) -> bytes:
+    first, packet_type = _ACK_FIRST_BYTES[type(p)]
+    pid = pack_u16(_check_packet_id(p.packet_id))
+    code = p.reason_code
     if not v5:
-        if code is not ReasonCode.SUCCESS and code != 0:
-            raise ValueError(f"MQTT 3.1.1 {packet_type.name} cannot carry reason code {code.describe()}")
+        if code != 0:
+            raise ValueError(
+                f"MQTT 3.1.1 {packet_type.name} cannot carry reason code {code.describe()}"
+            )
         return bytes((first, 2)) + pid
     reason = _reason(packet_type, code)
-    if props_obj is EMPTY_PROPERTIES or props_obj == EMPTY_PROPERTIES:
+    if p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES:
         # Sections 3.4.2.1 and 3.4.2.2.1: Success with no properties may omit both.
-        return bytes((first, 2)) + pid if code == 0 else bytes((first, 3)) + pid + reason
-    return _frame(first, pid + reason + encode_properties(props_obj, packet_type))  # type: ignore[arg-type]
+        return (
+            bytes((first, 2)) + pid if code == 0 else bytes((first, 3)) + pid + reason
+        )
+    return _frame(first, pid + reason + encode_properties(p.properties, packet_type))
 
 
 def _encode_connect(p: Connect, version: ProtocolVersion) -> bytes:
     if p.protocol_version != version:
-        raise ValueError(f"a {p.protocol_version.name} CONNECT cannot be encoded as {version.name}")
+        raise ValueError(
+            f"a {p.protocol_version.name} CONNECT cannot be encoded as {version.name}"
+        )
     v5 = version is _V5
     if not 0 <= p.keep_alive <= 0xFFFF:
         raise ValueError(f"keep_alive must be 0..65535 seconds, not {p.keep_alive}")
     if not v5 and p.password is not None and p.username is None:
-        raise ValueError("MQTT 3.1.1 does not allow a password without a user name")  # [MQTT-3.1.2-22]
+        raise ValueError(
+            "MQTT 3.1.1 does not allow a password without a user name"
+        )  # [MQTT-3.1.2-22]
     flags = 0x02 if p.clean_start else 0
     payload = [encode_string(p.client_id)]
     will = p.will
@@ -208,10 +241,17 @@ def _encode_connect(p: Connect, version: ProtocolVersion) -> bytes:
 
 def _encode_connack(p: ConnAck, v5: bool) -> bytes:
     if p.session_present and p.reason_code.is_failure:
-        raise ValueError("a refusing CONNACK cannot have session_present set")  # [MQTT-3.2.2-6]
+        raise ValueError(
+            "a refusing CONNACK cannot have session_present set"
+        )  # [MQTT-3.2.2-6]
     flags = b"\x01" if p.session_present else b"\x00"
     if v5:
-        return _frame(0x20, flags + _reason(PacketType.CONNACK, p.reason_code) + encode_properties(p.properties, PacketType.CONNACK))
+        return _frame(
+            0x20,
+            flags
+            + _reason(PacketType.CONNACK, p.reason_code)
+            + encode_properties(p.properties, PacketType.CONNACK),
+        )
     code = REASON_TO_CONNACK_V311.get(p.reason_code)
     if code is None:
         raise ValueError(f"MQTT 3.1.1 CONNACK cannot carry {p.reason_code.describe()}")
@@ -227,9 +267,15 @@ def _encode_subscribe(p: Subscribe, v5: bool) -> bytes:
     for sub in p.subscriptions:
         options = int(sub.qos)
         if v5:
-            options |= (4 if sub.no_local else 0) | (8 if sub.retain_as_published else 0) | (int(sub.retain_handling) << 4)
+            options |= (
+                (4 if sub.no_local else 0)
+                | (8 if sub.retain_as_published else 0)
+                | (int(sub.retain_handling) << 4)
+            )
         elif sub.no_local or sub.retain_as_published or sub.retain_handling:
-            raise ValueError("MQTT 3.1.1 has no no_local, retain_as_published or retain_handling")
+            raise ValueError(
+                "MQTT 3.1.1 has no no_local, retain_as_published or retain_handling"
+            )
         parts += [encode_string(sub.topic_filter), bytes((options,))]
     return _frame(0x82, b"".join(parts))
 
@@ -249,7 +295,9 @@ def _encode_suback(p: SubAck, v5: bool) -> bytes:
 
 def _encode_unsubscribe(p: Unsubscribe, v5: bool) -> bytes:
     if not p.topic_filters:
-        raise ValueError("UNSUBSCRIBE needs at least one topic filter")  # [MQTT-3.10.3-2]
+        raise ValueError(
+            "UNSUBSCRIBE needs at least one topic filter"
+        )  # [MQTT-3.10.3-2]
     parts = [pack_u16(_check_packet_id(p.packet_id))]
     if v5:
         parts.append(encode_properties(p.properties, PacketType.UNSUBSCRIBE))
@@ -262,7 +310,9 @@ def _encode_unsuback(p: UnsubAck, v5: bool) -> bytes:
     if not v5:
         return bytes((0xB0, 2)) + pid
     codes = b"".join(_reason(PacketType.UNSUBACK, code) for code in p.reason_codes)
-    return _frame(0xB0, pid + encode_properties(p.properties, PacketType.UNSUBACK) + codes)
+    return _frame(
+        0xB0, pid + encode_properties(p.properties, PacketType.UNSUBACK) + codes
+    )
 
 
 def _encode_disconnect(p: Disconnect, v5: bool) -> bytes:
@@ -270,16 +320,30 @@ def _encode_disconnect(p: Disconnect, v5: bool) -> bytes:
         return b"\xe0\x00"
     if p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES:
         # Section 3.14.2.1: the reason code may be omitted when it is 0x00 and there are no properties.
-        return b"\xe0\x00" if p.reason_code == 0 else b"\xe0\x01" + _reason(PacketType.DISCONNECT, p.reason_code)
-    return _frame(0xE0, _reason(PacketType.DISCONNECT, p.reason_code) + encode_properties(p.properties, PacketType.DISCONNECT))
+        return (
+            b"\xe0\x00"
+            if p.reason_code == 0
+            else b"\xe0\x01" + _reason(PacketType.DISCONNECT, p.reason_code)
+        )
+    return _frame(
+        0xE0,
+        _reason(PacketType.DISCONNECT, p.reason_code)
+        + encode_properties(p.properties, PacketType.DISCONNECT),
+    )
 
 
 def _encode_auth(p: Auth, v5: bool) -> bytes:
     if not v5:
         raise ValueError("AUTH does not exist in MQTT 3.1.1")
-    if p.reason_code == 0 and (p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES):
+    if p.reason_code == 0 and (
+        p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES
+    ):
         return b"\xf0\x00"  # section 3.15.2.1
-    return _frame(0xF0, _reason(PacketType.AUTH, p.reason_code) + encode_properties(p.properties, PacketType.AUTH))
+    return _frame(
+        0xF0,
+        _reason(PacketType.AUTH, p.reason_code)
+        + encode_properties(p.properties, PacketType.AUTH),
+    )
 
 
 def encode_packet(packet: Packet, version: ProtocolVersion = _V5) -> bytes:
@@ -290,20 +354,13 @@ def encode_packet(packet: Packet, version: ProtocolVersion = _V5) -> bytes:
             this packet, a reason code or option the version cannot carry).
     """
     v5 = version is _V5
-    cls = type(packet)
-    if cls is Publish:
-        return _encode_publish(packet, v5)  # type: ignore[arg-type]
-    if cls is PubAck:
-        return _encode_ack(0x40, PacketType.PUBACK, packet.packet_id, packet.reason_code, packet.properties, v5)  # type: ignore[union-attr]
-    if cls is PubRec:
-        return _encode_ack(0x50, PacketType.PUBREC, packet.packet_id, packet.reason_code, packet.properties, v5)  # type: ignore[union-attr]
-    if cls is PubRel:
-        return _encode_ack(0x62, PacketType.PUBREL, packet.packet_id, packet.reason_code, packet.properties, v5)  # type: ignore[union-attr]
-    if cls is PubComp:
-        return _encode_ack(0x70, PacketType.PUBCOMP, packet.packet_id, packet.reason_code, packet.properties, v5)  # type: ignore[union-attr]
-    if cls is PingReq:
+    if isinstance(packet, Publish):
+        return _encode_publish(packet, v5)
+    if isinstance(packet, PubAck | PubRec | PubRel | PubComp):
+        return _encode_ack(packet, v5)
+    if isinstance(packet, PingReq):
         return b"\xc0\x00"
-    if cls is PingResp:
+    if isinstance(packet, PingResp):
         return b"\xd0\x00"
     if isinstance(packet, Connect):
         return _encode_connect(packet, version)
@@ -340,20 +397,26 @@ def _read_u16(data: Buffer, pos: int, end: int, what: str) -> int:
 def _read_packet_id(data: Buffer, pos: int, end: int) -> int:
     packet_id = _read_u16(data, pos, end, "packet identifier")
     if packet_id == 0:
-        raise RemoteProtocolError("packet identifier 0 is not allowed")  # [MQTT-2.2.1-3]
+        raise RemoteProtocolError(
+            "packet identifier 0 is not allowed"
+        )  # [MQTT-2.2.1-3]
     return packet_id
 
 
 def _read_reason(data: Buffer, pos: int, packet_type: PacketType) -> ReasonCode:
     code = _REASONS.get(data[pos])
     if code is None or code not in ALLOWED_REASON_CODES[packet_type]:
-        raise MalformedPacketError(f"0x{data[pos]:02X} is not a valid reason code for {packet_type.name}")
+        raise MalformedPacketError(
+            f"0x{data[pos]:02X} is not a valid reason code for {packet_type.name}"
+        )
     return code
 
 
 def _expect_end(pos: int, end: int, packet_type: PacketType) -> None:
     if pos != end:
-        raise MalformedPacketError(f"{end - pos} unexpected bytes at the end of {packet_type.name}")
+        raise MalformedPacketError(
+            f"{end - pos} unexpected bytes at the end of {packet_type.name}"
+        )
 
 
 def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Publish:
@@ -362,10 +425,14 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
         raise MalformedPacketError("PUBLISH with QoS 3")  # [MQTT-3.3.1-4]
     dup = bool(flags & 8)
     if dup and not qos:
-        raise RemoteProtocolError("QoS 0 PUBLISH with the DUP flag set")  # [MQTT-3.3.1-2]
+        raise RemoteProtocolError(
+            "QoS 0 PUBLISH with the DUP flag set"
+        )  # [MQTT-3.3.1-2]
     topic, pos = decode_string(data, pos, end)
     if "+" in topic or "#" in topic:
-        raise RemoteProtocolError(f"PUBLISH topic {topic!r} contains a wildcard")  # [MQTT-3.3.2-2]
+        raise RemoteProtocolError(
+            f"PUBLISH topic {topic!r} contains a wildcard"
+        )  # [MQTT-3.3.2-2]
     packet_id = None
     if qos:
         packet_id = _read_packet_id(data, pos, end)
@@ -377,7 +444,9 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
         else:
             properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH)
     if not topic and properties.topic_alias is None:
-        raise RemoteProtocolError("PUBLISH with an empty topic name and no topic alias")  # [MQTT-4.7.3-1]
+        raise RemoteProtocolError(
+            "PUBLISH with an empty topic name and no topic alias"
+        )  # [MQTT-4.7.3-1]
     if pos > end:
         raise MalformedPacketError("PUBLISH is truncated")
     return Publish(
@@ -386,14 +455,18 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
     )  # fmt: skip
 
 
-def _ack_decoder(cls: type[PubAck | PubRec | PubRel | PubComp], packet_type: PacketType) -> _Decoder:
+def _ack_decoder(
+    cls: type[PubAck | PubRec | PubRel | PubComp], packet_type: PacketType
+) -> _Decoder:
     def decode(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Packet:
         packet_id = _read_packet_id(data, pos, end)
         pos += 2
         if pos == end:
             return cls(packet_id=packet_id)
         if not v5:
-            raise MalformedPacketError(f"MQTT 3.1.1 {packet_type.name} has a remaining length of 2")
+            raise MalformedPacketError(
+                f"MQTT 3.1.1 {packet_type.name} has a remaining length of 2"
+            )
         code = _read_reason(data, pos, packet_type)
         pos += 1
         properties = EMPTY_PROPERTIES
@@ -405,15 +478,22 @@ def _ack_decoder(cls: type[PubAck | PubRec | PubRel | PubComp], packet_type: Pac
     return decode
 
 
-def _decode_connect(flags: int, data: Buffer, pos: int, end: int, v5_hint: bool) -> Connect:
+def _decode_connect(
+    flags: int, data: Buffer, pos: int, end: int, v5_hint: bool
+) -> Connect:
     name, pos = decode_string(data, pos, end)
     if name != "MQTT":
-        raise MalformedPacketError(f"protocol name {name!r} is not 'MQTT'")  # [MQTT-3.1.2-1]
+        raise MalformedPacketError(
+            f"protocol name {name!r} is not 'MQTT'"
+        )  # [MQTT-3.1.2-1]
     if pos + 4 > end:
         raise MalformedPacketError("CONNECT is truncated in its variable header")
     level, connect_flags = data[pos], data[pos + 1]
     if level not in (4, 5):
-        raise RemoteProtocolError(f"unsupported protocol level {level}", reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION)  # [MQTT-3.1.2-2]
+        raise RemoteProtocolError(
+            f"unsupported protocol level {level}",
+            reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+        )  # [MQTT-3.1.2-2]
     version = ProtocolVersion(level)
     v5 = version is _V5
     (keep_alive,) = unpack_u16(data, pos + 2)
@@ -424,12 +504,16 @@ def _decode_connect(flags: int, data: Buffer, pos: int, end: int, v5_hint: bool)
     will_qos = (connect_flags >> 3) & 3
     will_retain = bool(connect_flags & 0x20)
     if not will_flag and (will_qos or will_retain):
-        raise MalformedPacketError("will QoS or retain set without the will flag")  # [MQTT-3.1.2-11] [MQTT-3.1.2-13]
+        raise MalformedPacketError(
+            "will QoS or retain set without the will flag"
+        )  # [MQTT-3.1.2-11] [MQTT-3.1.2-13]
     if will_qos == 3:
         raise MalformedPacketError("will QoS 3")  # [MQTT-3.1.2-12]
     has_user, has_password = bool(connect_flags & 0x80), bool(connect_flags & 0x40)
     if not v5 and has_password and not has_user:
-        raise MalformedPacketError("password flag without user name flag")  # [MQTT-3.1.2-22] (3.1.1)
+        raise MalformedPacketError(
+            "password flag without user name flag"
+        )  # [MQTT-3.1.2-22] (3.1.1)
     properties = EMPTY_PROPERTIES
     if v5:
         properties, pos = decode_properties(data, pos, end, PacketType.CONNECT)
@@ -441,7 +525,9 @@ def _decode_connect(flags: int, data: Buffer, pos: int, end: int, v5_hint: bool)
             will_props, pos = decode_properties(data, pos, end, WILL)
         will_topic, pos = decode_string(data, pos, end)
         will_payload, pos = decode_binary(data, pos, end)
-        will = Will(will_topic, will_payload, _QOS[will_qos], will_retain, properties=will_props)
+        will = Will(
+            will_topic, will_payload, _QOS[will_qos], will_retain, properties=will_props
+        )
     username = password = None
     if has_user:
         username, pos = decode_string(data, pos, end)
@@ -459,22 +545,32 @@ def _decode_connack(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> C
         raise MalformedPacketError("CONNACK is shorter than two bytes")
     ack_flags = data[pos]
     if ack_flags & 0xFE:
-        raise MalformedPacketError("reserved CONNACK acknowledge flags are set")  # [MQTT-3.2.2-1]
+        raise MalformedPacketError(
+            "reserved CONNACK acknowledge flags are set"
+        )  # [MQTT-3.2.2-1]
     if v5:
         code = _read_reason(data, pos + 1, PacketType.CONNACK)
         properties, pos = decode_properties(data, pos + 2, end, PacketType.CONNACK)
     else:
         mapped = CONNACK_V311_TO_REASON.get(data[pos + 1])
         if mapped is None:
-            raise MalformedPacketError(f"unknown MQTT 3.1.1 CONNACK return code {data[pos + 1]}")
+            raise MalformedPacketError(
+                f"unknown MQTT 3.1.1 CONNACK return code {data[pos + 1]}"
+            )
         code, properties, pos = mapped, EMPTY_PROPERTIES, pos + 2
     _expect_end(pos, end, PacketType.CONNACK)
     if ack_flags and code.is_failure:
-        raise RemoteProtocolError("a refusing CONNACK has session present set")  # [MQTT-3.2.2-6]
-    return ConnAck(session_present=bool(ack_flags), reason_code=code, properties=properties)
+        raise RemoteProtocolError(
+            "a refusing CONNACK has session present set"
+        )  # [MQTT-3.2.2-6]
+    return ConnAck(
+        session_present=bool(ack_flags), reason_code=code, properties=properties
+    )
 
 
-def _decode_subscribe(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Subscribe:
+def _decode_subscribe(
+    flags: int, data: Buffer, pos: int, end: int, v5: bool
+) -> Subscribe:
     packet_id = _read_packet_id(data, pos, end)
     pos += 2
     properties = EMPTY_PROPERTIES
@@ -488,14 +584,22 @@ def _decode_subscribe(flags: int, data: Buffer, pos: int, end: int, v5: bool) ->
         options = data[pos]
         pos += 1
         if options & (0xC0 if v5 else 0xFC):
-            raise MalformedPacketError("reserved subscription option bits are set")  # [MQTT-3.8.3-5]
+            raise MalformedPacketError(
+                "reserved subscription option bits are set"
+            )  # [MQTT-3.8.3-5]
         if options & 3 == 3:
-            raise MalformedPacketError("subscription with QoS 3")  # [MQTT-3.8.3-4] (3.1.1)
+            raise MalformedPacketError(
+                "subscription with QoS 3"
+            )  # [MQTT-3.8.3-4] (3.1.1)
         if (options >> 4) & 3 == 3:
-            raise RemoteProtocolError("retain handling 3 is not allowed")  # section 3.8.3.1
+            raise RemoteProtocolError(
+                "retain handling 3 is not allowed"
+            )  # section 3.8.3.1
         no_local = bool(options & 4)
         if no_local and topic_filter.startswith("$share/"):
-            raise RemoteProtocolError("no_local on a shared subscription")  # [MQTT-3.8.3-4]
+            raise RemoteProtocolError(
+                "no_local on a shared subscription"
+            )  # [MQTT-3.8.3-4]
         subscriptions.append(
             SubscriptionRequest(
                 topic_filter=topic_filter, qos=_QOS[options & 3], no_local=no_local,
@@ -504,7 +608,9 @@ def _decode_subscribe(flags: int, data: Buffer, pos: int, end: int, v5: bool) ->
         )  # fmt: skip
     if not subscriptions:
         raise RemoteProtocolError("SUBSCRIBE without topic filters")  # [MQTT-3.8.3-2]
-    return Subscribe(packet_id=packet_id, subscriptions=tuple(subscriptions), properties=properties)
+    return Subscribe(
+        packet_id=packet_id, subscriptions=tuple(subscriptions), properties=properties
+    )
 
 
 def _decode_suback(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> SubAck:
@@ -515,17 +621,24 @@ def _decode_suback(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Su
         properties, pos = decode_properties(data, pos, end, PacketType.SUBACK)
         codes = tuple(_read_reason(data, i, PacketType.SUBACK) for i in range(pos, end))
     else:
-        codes = tuple(_REASONS[b] if b in (0, 1, 2, 0x80) else _bad_v311_suback(b) for b in bytes(data[pos:end]))
+        codes = tuple(
+            _REASONS[b] if b in (0, 1, 2, 0x80) else _bad_v311_suback(b)
+            for b in bytes(data[pos:end])
+        )
     if not codes:
         raise MalformedPacketError("SUBACK without reason codes")
     return SubAck(packet_id=packet_id, reason_codes=codes, properties=properties)
 
 
 def _bad_v311_suback(code: int) -> ReasonCode:
-    raise MalformedPacketError(f"0x{code:02X} is not an MQTT 3.1.1 SUBACK return code")  # [MQTT-3.9.3-2]
+    raise MalformedPacketError(
+        f"0x{code:02X} is not an MQTT 3.1.1 SUBACK return code"
+    )  # [MQTT-3.9.3-2]
 
 
-def _decode_unsubscribe(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Unsubscribe:
+def _decode_unsubscribe(
+    flags: int, data: Buffer, pos: int, end: int, v5: bool
+) -> Unsubscribe:
     packet_id = _read_packet_id(data, pos, end)
     pos += 2
     properties = EMPTY_PROPERTIES
@@ -536,11 +649,17 @@ def _decode_unsubscribe(flags: int, data: Buffer, pos: int, end: int, v5: bool) 
         topic_filter, pos = decode_string(data, pos, end)
         filters.append(topic_filter)
     if not filters:
-        raise RemoteProtocolError("UNSUBSCRIBE without topic filters")  # [MQTT-3.10.3-2]
-    return Unsubscribe(packet_id=packet_id, topic_filters=tuple(filters), properties=properties)
+        raise RemoteProtocolError(
+            "UNSUBSCRIBE without topic filters"
+        )  # [MQTT-3.10.3-2]
+    return Unsubscribe(
+        packet_id=packet_id, topic_filters=tuple(filters), properties=properties
+    )
 
 
-def _decode_unsuback(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> UnsubAck:
+def _decode_unsuback(
+    flags: int, data: Buffer, pos: int, end: int, v5: bool
+) -> UnsubAck:
     packet_id = _read_packet_id(data, pos, end)
     pos += 2
     if not v5:
@@ -557,13 +676,17 @@ def _decode_ping(cls: type[PingReq | PingResp]) -> _Decoder:
     instance = cls()
 
     def decode(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Packet:
-        _expect_end(pos, end, PacketType.PINGREQ if cls is PingReq else PacketType.PINGRESP)
+        _expect_end(
+            pos, end, PacketType.PINGREQ if cls is PingReq else PacketType.PINGRESP
+        )
         return instance
 
     return decode
 
 
-def _decode_disconnect(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> Disconnect:
+def _decode_disconnect(
+    flags: int, data: Buffer, pos: int, end: int, v5: bool
+) -> Disconnect:
     if pos == end:
         return Disconnect()
     if not v5:
@@ -617,11 +740,15 @@ def _decode_body(first: int, data: Buffer, pos: int, end: int, v5: bool) -> Pack
     decoder, required_flags = entry
     if required_flags is not None and flags != required_flags:
         # [MQTT-2.1.3-1] reserved flag bits have fixed values; anything else is malformed.
-        raise MalformedPacketError(f"invalid fixed header flags 0x{flags:X} for {PacketType(packet_type).name}")
+        raise MalformedPacketError(
+            f"invalid fixed header flags 0x{flags:X} for {PacketType(packet_type).name}"
+        )
     try:
         return decoder(flags, data, pos, end, v5)
     except IndexError:  # a fixed-offset read past a truncated body
-        raise MalformedPacketError(f"{PacketType(packet_type).name} is truncated") from None
+        raise MalformedPacketError(
+            f"{PacketType(packet_type).name} is truncated"
+        ) from None
 
 
 def decode_packet(data: Buffer, version: ProtocolVersion = _V5) -> Packet:
@@ -634,7 +761,9 @@ def decode_packet(data: Buffer, version: ProtocolVersion = _V5) -> Packet:
     reader = PacketReader(version=version)
     packets = reader.feed(data)
     if len(packets) != 1 or reader.buffered:
-        raise MalformedPacketError(f"expected exactly one whole packet, found {len(packets)} and {reader.buffered} spare bytes")
+        raise MalformedPacketError(
+            f"expected exactly one whole packet, found {len(packets)} and {reader.buffered} spare bytes"
+        )
     return packets[0]
 
 
@@ -653,7 +782,9 @@ class PacketReader:
 
     __slots__ = ("_buffer", "_error", "max_packet_size", "version")
 
-    def __init__(self, *, version: ProtocolVersion = _V5, max_packet_size: int = MAX_PACKET_SIZE) -> None:
+    def __init__(
+        self, *, version: ProtocolVersion = _V5, max_packet_size: int = MAX_PACKET_SIZE
+    ) -> None:
         if not 2 <= max_packet_size <= MAX_PACKET_SIZE:
             raise ValueError(f"max_packet_size must be 2..{MAX_PACKET_SIZE}")
         self.version = version
@@ -697,11 +828,15 @@ class PacketReader:
                     while True:
                         if pos + header >= size:
                             if header >= 5:
-                                raise MalformedPacketError("the remaining length is longer than four bytes")
+                                raise MalformedPacketError(
+                                    "the remaining length is longer than four bytes"
+                                )
                             length = -1  # the length itself is incomplete
                             break
                         if header >= 5:
-                            raise MalformedPacketError("the remaining length is longer than four bytes")  # section 1.5.5
+                            raise MalformedPacketError(
+                                "the remaining length is longer than four bytes"
+                            )  # section 1.5.5
                         byte = buf[pos + header]
                         header += 1
                         length |= (byte & 0x7F) << shift
@@ -718,7 +853,9 @@ class PacketReader:
                     )
                 if size - pos < total:
                     break
-                packets.append(_decode_body(buf[pos], buf, pos + header, pos + total, v5))
+                packets.append(
+                    _decode_body(buf[pos], buf, pos + header, pos + total, v5)
+                )
                 pos += total
         except RemoteProtocolError as exc:
             self._error = exc
@@ -729,5 +866,3 @@ class PacketReader:
         elif pos < size:
             buffer += buf[pos:]
         return packets
-
-

@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from .._enums import PacketType, PayloadFormat, QoS, ReasonCode
+from .._enums import PacketType, PayloadFormat, QoS
 from .._exceptions import MalformedPacketError, RemoteProtocolError
 from ._wire import (
     MAX_U16,
@@ -94,7 +94,11 @@ class Properties:
             value = getattr(self, name)
             if value is None or value == ():
                 continue
-            shown.append(f"{name}=<redacted>" if name == "authentication_data" else f"{name}={value!r}")
+            shown.append(
+                f"{name}=<redacted>"
+                if name == "authentication_data"
+                else f"{name}={value!r}"
+            )
         return f"Properties({', '.join(shown)})"
 
     def is_empty(self) -> bool:
@@ -111,7 +115,19 @@ _ALL_WITH_PROPERTIES = frozenset(
         _P.SUBSCRIBE, _P.SUBACK, _P.UNSUBSCRIBE, _P.UNSUBACK, _P.DISCONNECT, _P.AUTH,
     }
 )  # fmt: skip
-_ACKS = frozenset({_P.CONNACK, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP, _P.SUBACK, _P.UNSUBACK, _P.DISCONNECT, _P.AUTH})
+_ACKS = frozenset(
+    {
+        _P.CONNACK,
+        _P.PUBACK,
+        _P.PUBREC,
+        _P.PUBREL,
+        _P.PUBCOMP,
+        _P.SUBACK,
+        _P.UNSUBACK,
+        _P.DISCONNECT,
+        _P.AUTH,
+    }
+)
 _MESSAGE = frozenset({_P.PUBLISH, WILL})
 
 
@@ -181,11 +197,19 @@ def _encode_value(spec: PropertySpec, value: object) -> bytes:
             return head + (b"\x01" if value else b"\x00")
         if value not in (0, 1):
             raise ValueError(f"property {spec.name} must be 0 or 1, not {value!r}")
-        return head + bytes((int(value),))  # type: ignore[call-overload]
+        return head + (b"\x01" if value else b"\x00")
     if wire in (WireType.U16, WireType.U32, WireType.VBI):
         if not isinstance(value, int):
-            raise TypeError(f"property {spec.name} must be an int, not {type(value).__name__}")
-        top = MAX_U16 if wire is WireType.U16 else MAX_U32 if wire is WireType.U32 else MAX_VBI
+            raise TypeError(
+                f"property {spec.name} must be an int, not {type(value).__name__}"
+            )
+        top = (
+            MAX_U16
+            if wire is WireType.U16
+            else MAX_U32
+            if wire is WireType.U32
+            else MAX_VBI
+        )
         if not (1 if spec.nonzero else 0) <= value <= top:
             raise ValueError(f"property {spec.name}={value} is out of range")
         if wire is WireType.U16:
@@ -199,8 +223,10 @@ def _encode_value(spec: PropertySpec, value: object) -> bytes:
         if not isinstance(value, bytes | bytearray | memoryview):
             raise TypeError(f"property {spec.name} must be bytes")
         return head + encode_binary(bytes(value))
-    key, val = value  # type: ignore[misc]
-    return head + encode_string(key) + encode_string(val)
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise TypeError(f"each of {spec.name} must be a (name, value) pair of str")
+    key, val = value
+    return head + encode_string(str(key)) + encode_string(str(val))
 
 
 def encode_properties(props: Properties, kind: int) -> bytes:
@@ -217,10 +243,18 @@ def encode_properties(props: Properties, kind: int) -> bytes:
         if value is None or value == ():
             continue
         if kind not in spec.packets:
-            raise ValueError(f"property {spec.name} is not allowed in {_kind_name(kind)}")
+            raise ValueError(
+                f"property {spec.name} is not allowed in {_kind_name(kind)}"
+            )
         if spec.multiple:
-            if kind == PacketType.SUBSCRIBE and spec.identifier == 0x0B and len(value) > 1:
-                raise ValueError("SUBSCRIBE carries at most one subscription identifier")
+            if (
+                kind == PacketType.SUBSCRIBE
+                and spec.identifier == 0x0B
+                and len(value) > 1
+            ):
+                raise ValueError(
+                    "SUBSCRIBE carries at most one subscription identifier"
+                )
             parts.extend(_encode_value(spec, item) for item in value)
         else:
             parts.append(_encode_value(spec, value))
@@ -228,24 +262,32 @@ def encode_properties(props: Properties, kind: int) -> bytes:
     return encode_vbi(len(body)) + body
 
 
-def decode_properties(data: Buffer, pos: int, end: int, kind: int) -> tuple[Properties, int]:
+def decode_properties(
+    data: Buffer, pos: int, end: int, kind: int
+) -> tuple[Properties, int]:
     """Decode a property block (its length prefix first) at ``pos`` for a packet of ``kind``."""
     length, pos = decode_vbi(data, pos, end)
     if length == 0:
         return EMPTY_PROPERTIES, pos
     stop = pos + length
     if stop > end:
-        raise MalformedPacketError(f"the property length {length} runs past the end of the packet")
+        raise MalformedPacketError(
+            f"the property length {length} runs past the end of the packet"
+        )
     values: dict[str, object] = {}
     while pos < stop:
         identifier = data[pos]
         pos += 1
         spec = _BY_ID.get(identifier)
         if spec is None:
-            raise MalformedPacketError(f"unknown property identifier 0x{identifier:02X} in {_kind_name(kind)}")
+            raise MalformedPacketError(
+                f"unknown property identifier 0x{identifier:02X} in {_kind_name(kind)}"
+            )
         if kind not in spec.packets:
             # Section 2.2.2.2: an identifier not valid for the packet type is a Malformed Packet.
-            raise MalformedPacketError(f"property {spec.name} (0x{identifier:02X}) is not allowed in {_kind_name(kind)}")
+            raise MalformedPacketError(
+                f"property {spec.name} (0x{identifier:02X}) is not allowed in {_kind_name(kind)}"
+            )
         value: object
         wire = spec.wire_type
         if wire is WireType.FLAG or wire is WireType.BYTE:
@@ -254,8 +296,12 @@ def decode_properties(data: Buffer, pos: int, end: int, kind: int) -> tuple[Prop
             byte = data[pos]
             pos += 1
             if byte > 1:
-                raise RemoteProtocolError(f"property {spec.name} must be 0 or 1, got {byte}")
-            value = _CONVERTERS[spec.name](byte) if spec.name in _CONVERTERS else bool(byte)
+                raise RemoteProtocolError(
+                    f"property {spec.name} must be 0 or 1, got {byte}"
+                )
+            value = (
+                _CONVERTERS[spec.name](byte) if spec.name in _CONVERTERS else bool(byte)
+            )
         elif wire is WireType.U16:
             if pos + 2 > stop:
                 raise MalformedPacketError(f"property {spec.name} is truncated")
@@ -280,11 +326,15 @@ def decode_properties(data: Buffer, pos: int, end: int, kind: int) -> tuple[Prop
             raise RemoteProtocolError(f"property {spec.name} must not be 0")
         if spec.multiple:
             previous = values.get(spec.name, ())
-            if kind == PacketType.SUBSCRIBE and previous:
-                raise RemoteProtocolError("SUBSCRIBE carries more than one subscription identifier")
+            if kind == PacketType.SUBSCRIBE and previous and spec.identifier == 0x0B:
+                raise RemoteProtocolError(
+                    "SUBSCRIBE carries more than one subscription identifier"
+                )
             values[spec.name] = (*previous, value)  # type: ignore[misc]
         elif spec.name in values:
-            raise RemoteProtocolError(f"property {spec.name} appears more than once in {_kind_name(kind)}")
+            raise RemoteProtocolError(
+                f"property {spec.name} appears more than once in {_kind_name(kind)}"
+            )
         else:
             values[spec.name] = value
     if pos != stop:

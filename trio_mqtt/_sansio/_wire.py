@@ -73,7 +73,9 @@ def encode_string(text: str) -> bytes:
     """Encode a UTF-8 string with its two-byte length prefix (section 1.5.4)."""
     raw = text.encode("utf-8")
     if len(raw) > MAX_U16:
-        raise ValueError(f"a string of {len(raw)} UTF-8 bytes exceeds the 65535-byte limit")
+        raise ValueError(
+            f"a string of {len(raw)} UTF-8 bytes exceeds the 65535-byte limit"
+        )
     if "\x00" in text:
         raise ValueError("MQTT strings must not contain U+0000")  # [MQTT-1.5.4-2]
     return pack_u16(len(raw)) + raw
@@ -82,7 +84,9 @@ def encode_string(text: str) -> bytes:
 def encode_binary(data: bytes) -> bytes:
     """Encode binary data with its two-byte length prefix (section 1.5.6)."""
     if len(data) > MAX_U16:
-        raise ValueError(f"binary data of {len(data)} bytes exceeds the 65535-byte limit")
+        raise ValueError(
+            f"binary data of {len(data)} bytes exceeds the 65535-byte limit"
+        )
     return pack_u16(len(data)) + bytes(data)
 
 
@@ -93,7 +97,9 @@ def decode_binary(data: Buffer, pos: int, end: int) -> tuple[bytes, int]:
     (length,) = unpack_u16(data, pos)
     pos += 2
     if pos + length > end:
-        raise MalformedPacketError(f"a field claims {length} bytes but only {end - pos} remain")
+        raise MalformedPacketError(
+            f"a field claims {length} bytes but only {end - pos} remain"
+        )
     return bytes(data[pos : pos + length]), pos + length
 
 
@@ -109,4 +115,6 @@ def decode_string(data: Buffer, pos: int, end: int) -> tuple[str, int]:
     try:
         return raw.decode("utf-8"), pos
     except UnicodeDecodeError as exc:
-        raise MalformedPacketError(f"a string is not well-formed UTF-8 ({exc.reason})") from None
+        raise MalformedPacketError(
+            f"a string is not well-formed UTF-8 ({exc.reason})"
+        ) from None

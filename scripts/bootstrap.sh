@@ -1,0 +1,37 @@
+# Sourced by scripts/test and scripts/demo: makes .venv with the project installed, and Mosquitto.
+# Idempotent and non-interactive; safe to run on a fresh machine of this kind.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+install_mosquitto() {
+    if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
+        command -v mosquitto_pub >/dev/null 2>&1 && return 0
+    fi
+    echo "bootstrap: installing mosquitto from Debian's packages" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends mosquitto mosquitto-clients >/dev/null
+}
+
+make_venv() {
+    local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    if [ ! -f "$stamp" ]; then
+        echo "bootstrap: installing Python dependencies into .venv" >&2
+        .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" >&2 || true
+        .venv/bin/python -c "import trio_mqtt, trio, pytest, hypothesis, trustme" 
+        rm -f .venv/.installed-*
+        touch "$stamp"
+    fi
+}
+
+install_mosquitto
+make_venv
+# Debian installs mosquitto under /usr/sbin, which is not on every user's PATH.
+export PATH="$PATH:/usr/sbin"
