@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._client import MQTTClient as MQTTClient, open_client as open_client
+from ._config import Endpoint as Endpoint
 from ._enums import (
     PayloadFormat as PayloadFormat,
     ProtocolVersion as ProtocolVersion,
@@ -24,12 +26,19 @@ from ._exceptions import (
     SubscribeError as SubscribeError,
     UnsubscribeError as UnsubscribeError,
 )
+from ._message import Message as Message, PublishResult as PublishResult
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
+from ._subscription import (
+    Subscription as Subscription,
+    SubscriptionStatistics as SubscriptionStatistics,
+)
 from ._topics import topic_matches as topic_matches
 from ._version import __version__ as __version__
 
 __all__ = [
+    "Endpoint", "MQTTClient", "Message", "PublishResult", "Subscription", "SubscriptionStatistics",
+    "open_client",
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",

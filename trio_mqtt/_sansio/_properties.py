@@ -162,7 +162,7 @@ PROPERTY_TABLE: Final[tuple[PropertySpec, ...]] = (
     PropertySpec(0x1A, "response_information", WireType.UTF8, frozenset({_P.CONNACK})),
     PropertySpec(0x1C, "server_reference", WireType.UTF8, frozenset({_P.CONNACK, _P.DISCONNECT})),
     PropertySpec(0x1F, "reason_string", WireType.UTF8, _ACKS),
-    # [MQTT-3.1.2-?] / section 3.2.2.3.3: Receive Maximum 0 is a protocol error.
+    # Sections 3.1.2.11.3 and 3.2.2.3.3: Receive Maximum 0 is a protocol error.
     PropertySpec(0x21, "receive_maximum", WireType.U16, frozenset({_P.CONNECT, _P.CONNACK}), nonzero=True),
     PropertySpec(0x22, "topic_alias_maximum", WireType.U16, frozenset({_P.CONNECT, _P.CONNACK})),
     # [MQTT-3.3.2-8] a Topic Alias of 0 is not permitted.

@@ -1,0 +1,245 @@
+"""Link: one network connection, run by three tasks around one :class:`MQTTConnection`.
+
+Theory of operation. The *reader* feeds received bytes to the connection and hands the events it
+returns to the client's event handler (which may block: that is backpressure). The *writer* is
+the only task that sends: it sleeps until woken, then sends everything the connection has
+queued in one ``send_all``, so N publishes from N tasks become one system call. The *keepalive*
+task sleeps until the connection's next deadline and lets it queue PINGREQ or declare the broker
+gone. Any failure of any task is recorded once, cancels the other two, and is raised by
+:meth:`Link.run` as a single :class:`MQTTError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from ._exceptions import (
+    ConnectError,
+    ConnectionLostError,
+    MQTTError,
+    RemoteProtocolError,
+)
+from ._sansio._connection import MQTTConnection
+from ._sansio._events import (
+    ConnectionAccepted,
+    ConnectionRefused,
+    DisconnectReceived,
+    Event,
+    KeepAliveExpired,
+)
+from ._sansio._packets import ConnAck, Connect
+
+log = logging.getLogger(__name__)
+
+_RECEIVE_SIZE = 65536
+_TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostError:
+    error = ConnectionLostError(message)
+    error.__cause__ = cause
+    return error
+
+
+class Link:
+    """Runs one connected stream. Created by the client after TCP/TLS is up."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        conn: MQTTConnection,
+        on_event: Callable[[Event], Awaitable[None]],
+    ) -> None:
+        self.stream = stream
+        self.conn = conn
+        self._on_event = on_event
+        self._wake = trio.Event()
+        self._queued = 0
+        self._sent = 0
+        self._sent_event = trio.Event()
+        self._early: list[Event] = []
+        self._failure: MQTTError | None = None
+        self._closing = False
+        self._cancel_scope = trio.CancelScope()
+
+    # -- the CONNECT handshake, before the tasks run ------------------------------------------
+
+    async def handshake(self, connect: Connect) -> ConnAck:
+        """Send CONNECT and wait for CONNACK. The caller bounds the wait.
+
+        Raises:
+            ConnectError: the connection closed or broke before CONNACK.
+            RemoteProtocolError: the broker answered with something other than CONNACK.
+        """
+        conn = self.conn
+        conn.connect(connect, now=trio.current_time())
+        try:
+            await self.stream.send_all(conn.data_to_send(now=trio.current_time()))
+            while True:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    raise ConnectError(
+                        "the broker closed the connection before answering CONNECT"
+                    )
+                try:
+                    events = conn.receive_data(data, now=trio.current_time())
+                except RemoteProtocolError:
+                    await self._flush_quietly()
+                    raise
+                for index, event in enumerate(events):
+                    if isinstance(event, ConnectionAccepted | ConnectionRefused):
+                        self._early = events[index + 1 :]
+                        return event.connack
+                    if isinstance(event, DisconnectReceived):
+                        raise ConnectError(
+                            f"the broker sent DISCONNECT instead of CONNACK ({event.reason_code.describe()})"
+                        )
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectError(f"the connection failed before CONNACK: {exc}") from exc
+
+    async def _flush_quietly(self) -> None:
+        # Best effort, e.g. the DISCONNECT a protocol error queued; never blocks for long.
+        with trio.move_on_after(1):
+            try:
+                data = self.conn.data_to_send(now=trio.current_time())
+                if data:
+                    await self.stream.send_all(data)
+            except (*_TRANSPORT_ERRORS, trio.BusyResourceError):
+                pass
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run reader, writer and keep alive until the link ends; raise why it ended, if not by
+        :meth:`close`."""
+        with self._cancel_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._guard, self._writer)
+                nursery.start_soon(self._guard, self._keepalive)
+                nursery.start_soon(self._guard, self._reader)
+                task_status.started()
+        if self._failure is not None and not self._closing:
+            raise self._failure
+
+    async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await task()
+        except MQTTError as exc:
+            self._fail(exc)
+        except _TRANSPORT_ERRORS as exc:
+            self._fail(
+                _lost(f"the network connection broke: {exc or type(exc).__name__}", exc)
+            )
+
+    def _fail(self, error: MQTTError) -> None:
+        if self._failure is None and not self._closing:
+            self._failure = error
+            log.debug("link failed: %s", error)
+        self._sent_event.set()  # wake wait_sent() callers so they see the failure
+        self._cancel_scope.cancel()
+
+    @property
+    def failure(self) -> MQTTError | None:
+        """Why the link ended, once it has."""
+        return self._failure
+
+    async def _reader(self) -> None:
+        conn = self.conn
+        receive_some = self.stream.receive_some
+        for event in self._early:
+            await self._dispatch(event)
+        self._early = []
+        while True:
+            data = await receive_some(_RECEIVE_SIZE)
+            if not data:
+                raise _lost("the broker closed the connection")
+            try:
+                events = conn.receive_data(data, now=trio.current_time())
+            except RemoteProtocolError:
+                self.wake()  # the DISCONNECT the machine queued
+                with trio.move_on_after(1):
+                    await self.wait_sent(self.mark())
+                raise
+            if conn.has_data_to_send:
+                self.wake()
+            for event in events:
+                await self._dispatch(event)
+
+    async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, DisconnectReceived):
+            props = event.properties
+            error = ConnectionLostError(
+                "the broker sent DISCONNECT",
+                reason_code=event.reason_code,
+                reason_string=props.reason_string,
+                server_reference=props.server_reference,
+            )
+            raise error
+        await self._on_event(event)
+
+    async def _writer(self) -> None:
+        conn = self.conn
+        send_all = self.stream.send_all
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            target = self._queued
+            data = conn.data_to_send(now=trio.current_time())
+            if data:
+                await send_all(data)
+            self._sent = target
+            self._sent_event.set()
+            self._sent_event = trio.Event()
+
+    async def _keepalive(self) -> None:
+        conn = self.conn
+        while True:
+            deadline = conn.next_deadline()
+            await trio.sleep_until(math.inf if deadline is None else deadline)
+            for event in conn.handle_timeout(now=trio.current_time()):
+                if isinstance(event, KeepAliveExpired):
+                    raise _lost(
+                        f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
+                    )
+            if conn.has_data_to_send:
+                self.wake()
+
+    # -- used by the client ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell the writer there is something to send."""
+        self._wake.set()
+
+    def mark(self) -> int:
+        """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""
+        self._queued += 1
+        self._wake.set()
+        return self._queued
+
+    async def wait_sent(self, ticket: int) -> None:
+        """Wait until the writer has handed everything queued before ``ticket`` to the stream."""
+        while self._sent < ticket:
+            if self._failure is not None:
+                raise self._failure
+            await self._sent_event.wait()
+
+    async def close(self) -> None:
+        """Send DISCONNECT (if still connected), flush, close the stream, stop the tasks.
+
+        Shielded from cancellation and bounded in time, like every ``aclose``.
+        """
+        with trio.CancelScope(shield=True):
+            if self._failure is None and not self._closing:
+                self.conn.disconnect()
+                with trio.move_on_after(2):
+                    await self.wait_sent(self.mark())
+            self._closing = True
+            self._cancel_scope.cancel()
+            with trio.move_on_after(1):
+                await self.stream.aclose()

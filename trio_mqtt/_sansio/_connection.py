@@ -1,0 +1,572 @@
+"""MQTTConnection: the client side of one MQTT network connection, without I/O.
+
+Theory of operation. Commands (:meth:`connect`, :meth:`publish`, :meth:`subscribe`, ...) validate
+against the negotiated limits, encode, and append to an outbound buffer that the I/O layer drains
+with :meth:`data_to_send`. Received bytes go to :meth:`receive_data`, which decodes them and
+dispatches each packet through :data:`_HANDLERS`, a table from (state, packet type) to handler:
+a packet the table has no entry for is a protocol error. Handlers queue the acknowledgements the
+spec requires (PUBACK, PUBREC, PUBREL, PUBCOMP, in the order the packets arrived,
+[MQTT-4.6.0-2]..[MQTT-4.6.0-4]) and return events. Time is an argument (``now``); keep alive is
+expressed as a deadline for the I/O layer to sleep until.
+
+On a :class:`RemoteProtocolError` a DISCONNECT with its reason code (MQTT 5) is queued before the
+exception propagates ([MQTT-4.13.1-1]); the I/O layer sends it and closes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import attrs
+
+from .._enums import ProtocolVersion, QoS, ReasonCode
+from .._exceptions import LocalProtocolError, RemoteProtocolError
+from ._codec import MAX_PACKET_SIZE, PacketReader, encode_packet
+from ._events import (
+    ConnectionAccepted,
+    ConnectionRefused,
+    DisconnectReceived,
+    Event,
+    KeepAliveExpired,
+    MessageReceived,
+    PongReceived,
+    PublishAcknowledged,
+    SubscribeAcknowledged,
+    UnsubscribeAcknowledged,
+)
+from ._packets import (
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    SubscriptionRequest,
+    UnsubAck,
+    Unsubscribe,
+)
+from ._properties import EMPTY_PROPERTIES, Properties
+from ._session import SessionState
+from ._wire import Buffer
+
+
+class ConnectionState(enum.Enum):
+    """Where one network connection is in its life."""
+
+    IDLE = "idle"  # nothing sent yet
+    CONNECTING = "connecting"  # CONNECT sent, waiting for CONNACK
+    CONNECTED = "connected"
+    CLOSED = "closed"  # DISCONNECT sent or received, refused, or failed
+
+
+class QuotaExceeded(Exception):
+    """Raised by :meth:`MQTTConnection.publish` when the server's Receive Maximum is reached.
+
+    Not an error: the caller waits for an acknowledgement to free a slot ([MQTT-4.9.0-2]).
+    """
+
+
+@attrs.frozen
+class ServerLimits:
+    """What the server's CONNACK allows (section 3.2.2.3), with the spec's defaults."""
+
+    receive_maximum: int = 65535
+    maximum_qos: QoS = QoS.EXACTLY_ONCE
+    retain_available: bool = True
+    maximum_packet_size: int = MAX_PACKET_SIZE
+    topic_alias_maximum: int = 0
+    wildcard_subscription_available: bool = True
+    subscription_identifier_available: bool = True
+    shared_subscription_available: bool = True
+    server_keep_alive: int | None = None
+
+    @classmethod
+    def from_connack(cls, props: Properties) -> ServerLimits:
+        def pick(value: object, default: object) -> object:
+            return default if value is None else value
+
+        return cls(
+            receive_maximum=pick(props.receive_maximum, 65535),  # type: ignore[arg-type]
+            maximum_qos=pick(props.maximum_qos, QoS.EXACTLY_ONCE),  # type: ignore[arg-type]
+            retain_available=pick(props.retain_available, True),  # type: ignore[arg-type]
+            maximum_packet_size=pick(props.maximum_packet_size, MAX_PACKET_SIZE),  # type: ignore[arg-type]
+            topic_alias_maximum=pick(props.topic_alias_maximum, 0),  # type: ignore[arg-type]
+            wildcard_subscription_available=pick(
+                props.wildcard_subscription_available, True
+            ),  # type: ignore[arg-type]
+            subscription_identifier_available=pick(
+                props.subscription_identifier_available, True
+            ),  # type: ignore[arg-type]
+            shared_subscription_available=pick(
+                props.shared_subscription_available, True
+            ),  # type: ignore[arg-type]
+            server_keep_alive=props.server_keep_alive,
+        )
+
+
+_Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
+
+
+class MQTTConnection:
+    """The client protocol machine for one network connection.
+
+    Args:
+        version: the protocol version spoken.
+        session: the session state, shared across connections of one session.
+        receive_maximum: how many inbound QoS 1/2 messages may be unacknowledged (sent in CONNECT).
+        max_packet_size: the largest packet accepted from the server (sent in CONNECT).
+        topic_alias_maximum: how many inbound topic aliases the server may use (sent in CONNECT).
+    """
+
+    def __init__(
+        self,
+        *,
+        version: ProtocolVersion = ProtocolVersion.V5,
+        session: SessionState | None = None,
+        receive_maximum: int = 65535,
+        max_packet_size: int = MAX_PACKET_SIZE,
+        topic_alias_maximum: int = 0,
+    ) -> None:
+        self.version = version
+        self.session = session if session is not None else SessionState()
+        self.state = ConnectionState.IDLE
+        self.server = ServerLimits()
+        self.keep_alive = 0.0
+        self.receive_maximum = receive_maximum
+        self.topic_alias_maximum = topic_alias_maximum
+        self._reader = PacketReader(version=version, max_packet_size=max_packet_size)
+        self._out: list[bytes] = []
+        self._last_sent = 0.0
+        self._pong_deadline: float | None = None
+        self._inflight = (
+            0  # outbound QoS 1/2 flows counted against the server's Receive Maximum
+        )
+        self._inbound_aliases: dict[int, str] = {}
+        self._v5 = version is ProtocolVersion.V5
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _send(self, packet: Packet) -> None:
+        self._out.append(encode_packet(packet, self.version))
+
+    def connect(self, packet: Connect, *, now: float) -> None:
+        """Queue CONNECT. The keep alive interval comes from it (whole seconds)."""
+        if self.state is not ConnectionState.IDLE:
+            raise LocalProtocolError(
+                "CONNECT was already sent on this connection"
+            )  # [MQTT-3.1.0-2]
+        if packet.protocol_version is not self.version:
+            raise ValueError(
+                "the CONNECT's protocol version differs from the connection's"
+            )
+        if packet.clean_start:
+            self.session.clear()
+        self.keep_alive = float(packet.keep_alive)
+        self._send(packet)
+        self._last_sent = now
+        self.state = ConnectionState.CONNECTING
+
+    def _require_connected(self) -> None:
+        if self.state is not ConnectionState.CONNECTED:
+            raise LocalProtocolError(
+                f"the connection is {self.state.value}, not connected"
+            )
+
+    @property
+    def send_quota_available(self) -> bool:
+        """Whether another QoS 1/2 PUBLISH may be sent now (Receive Maximum, section 4.9)."""
+        return self._inflight < self.server.receive_maximum
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: QoS = QoS.AT_MOST_ONCE,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> int | None:
+        """Queue a PUBLISH. Returns its packet id (``None`` for QoS 0).
+
+        Raises:
+            QuotaExceeded: QoS 1/2 with the server's Receive Maximum reached; wait for an ack.
+            LocalProtocolError: not connected, or the server's limits forbid it.
+            ValueError: the packet cannot be encoded.
+        """
+        self._require_connected()
+        server = self.server
+        if qos > server.maximum_qos:
+            raise LocalProtocolError(
+                f"QoS {int(qos)} exceeds the server's Maximum QoS {int(server.maximum_qos)}",
+                reason_code=ReasonCode.QOS_NOT_SUPPORTED,
+            )  # section 3.2.2.3.4: the client must not exceed Maximum QoS
+        if retain and not server.retain_available:
+            raise LocalProtocolError(
+                "the server does not support retained messages",
+                reason_code=ReasonCode.RETAIN_NOT_SUPPORTED,
+            )  # section 3.2.2.3.5
+        if not qos:
+            data = encode_packet(
+                Publish(
+                    topic=topic, payload=payload, retain=retain, properties=properties
+                ),
+                self.version,
+            )
+            self._check_size(data)
+            self._out.append(data)
+            return None
+        if self._inflight >= server.receive_maximum:
+            raise QuotaExceeded
+        packet_id = self.session.packet_ids.allocate()
+        packet = Publish(
+            topic=topic,
+            payload=payload,
+            qos=qos,
+            retain=retain,
+            packet_id=packet_id,
+            properties=properties,
+        )
+        try:
+            data = encode_packet(packet, self.version)
+            self._check_size(data)
+        except BaseException:
+            self.session.packet_ids.release(packet_id)
+            raise
+        self._out.append(data)
+        self.session.outbound[packet_id] = packet
+        self._inflight += 1
+        return packet_id
+
+    def _check_size(self, data: bytes) -> None:
+        if len(data) > self.server.maximum_packet_size:
+            # [MQTT-3.1.2-24] never send a packet larger than the server's Maximum Packet Size.
+            raise LocalProtocolError(
+                f"a {len(data)}-byte packet exceeds the server's Maximum Packet Size of {self.server.maximum_packet_size}",
+                reason_code=ReasonCode.PACKET_TOO_LARGE,
+            )
+
+    def subscribe(
+        self,
+        requests: Sequence[SubscriptionRequest],
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> int:
+        """Queue SUBSCRIBE; returns its packet id."""
+        self._require_connected()
+        packet_id = self.session.packet_ids.allocate()
+        try:
+            data = encode_packet(
+                Subscribe(
+                    packet_id=packet_id,
+                    subscriptions=tuple(requests),
+                    properties=properties,
+                ),
+                self.version,
+            )
+            self._check_size(data)
+        except BaseException:
+            self.session.packet_ids.release(packet_id)
+            raise
+        self._out.append(data)
+        return packet_id
+
+    def unsubscribe(
+        self, topic_filters: Sequence[str], properties: Properties = EMPTY_PROPERTIES
+    ) -> int:
+        """Queue UNSUBSCRIBE; returns its packet id."""
+        self._require_connected()
+        packet_id = self.session.packet_ids.allocate()
+        try:
+            self._send(
+                Unsubscribe(
+                    packet_id=packet_id,
+                    topic_filters=tuple(topic_filters),
+                    properties=properties,
+                )
+            )
+        except BaseException:
+            self.session.packet_ids.release(packet_id)
+            raise
+        return packet_id
+
+    def disconnect(
+        self,
+        reason_code: ReasonCode = ReasonCode.NORMAL_DISCONNECTION,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> None:
+        """Queue DISCONNECT and close the connection ([MQTT-3.14.4-1])."""
+        if self.state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
+            self._send(
+                Disconnect(
+                    reason_code=reason_code,
+                    properties=properties if self._v5 else EMPTY_PROPERTIES,
+                )
+            )
+        self.state = ConnectionState.CLOSED
+
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` would return anything."""
+        return bool(self._out)
+
+    def data_to_send(self, *, now: float) -> bytes:
+        """Drain the outbound buffer; ``now`` is when the I/O layer sends it (keep alive)."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._last_sent = now
+        return data
+
+    # -- keep alive ------------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timeout` next has work: the PINGRESP deadline, else the next PINGREQ."""
+        if self.state is not ConnectionState.CONNECTED or not self.keep_alive:
+            return None
+        if self._pong_deadline is not None:
+            return self._pong_deadline
+        return self._last_sent + self.keep_alive
+
+    def handle_timeout(self, *, now: float) -> list[Event]:
+        """Queue PINGREQ when idle for the keep alive interval ([MQTT-3.1.2-20]); report a broker that
+        did not answer within half the interval after that, i.e. 1.5x keep alive after the last
+        packet we sent."""
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        if self._pong_deadline is not None:
+            self.state = ConnectionState.CLOSED
+            return [KeepAliveExpired()]
+        self._send(PingReq())
+        self._pong_deadline = now + self.keep_alive / 2
+        return []
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def receive_data(self, data: Buffer, *, now: float) -> list[Event]:
+        """Decode received bytes; returns the events they complete.
+
+        Raises:
+            RemoteProtocolError: the server broke the protocol; a DISCONNECT with its reason code
+                is already queued (MQTT 5), and the connection is closed.
+        """
+        try:
+            packets = self._reader.feed(data)
+            events: list[Event] = []
+            for packet in packets:
+                handler = _HANDLERS.get((self.state, type(packet)))
+                if handler is None:
+                    raise RemoteProtocolError(
+                        f"unexpected {type(packet).__name__} while {self.state.value}"
+                    )
+                events.extend(handler(self, packet, now))
+            return events
+        except RemoteProtocolError as exc:
+            if (
+                self.state is ConnectionState.CONNECTED
+                or self.state is ConnectionState.CONNECTING
+            ) and self._v5:
+                self._out.append(
+                    encode_packet(Disconnect(reason_code=exc.reason_code), self.version)
+                )
+            self.state = ConnectionState.CLOSED
+            raise
+
+    def _on_connack(self, packet: ConnAck, now: float) -> list[Event]:
+        if packet.reason_code.is_failure:
+            self.state = ConnectionState.CLOSED
+            return [ConnectionRefused(packet)]
+        self.state = ConnectionState.CONNECTED
+        self.server = ServerLimits.from_connack(packet.properties)
+        if self.server.server_keep_alive is not None:
+            self.keep_alive = float(self.server.server_keep_alive)  # [MQTT-3.2.2-21]
+        if not packet.session_present:
+            # Section 4.1: the server kept no session, so no inbound QoS 2 flow of ours is open there.
+            self.session.inbound_qos2.clear()
+        self._inflight = 0
+        return [ConnectionAccepted(packet)]
+
+    def resend_session(self) -> list[int]:
+        """Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order
+        ([MQTT-4.4.0-1], [MQTT-3.3.1-1]); returns their packet ids. Call after a CONNACK with
+        session present."""
+        self._require_connected()
+        resent = []
+        for packet_id, packet in self.session.outbound.items():
+            if isinstance(packet, Publish):
+                self._send(attrs.evolve(packet, dup=True))
+            else:
+                self._send(packet)
+            self._inflight += 1
+            resent.append(packet_id)
+        return resent
+
+    def _on_publish(self, packet: Publish, now: float) -> list[Event]:
+        alias = packet.properties.topic_alias
+        if alias is not None:
+            if alias > self.topic_alias_maximum:
+                raise RemoteProtocolError(
+                    f"topic alias {alias} exceeds our maximum {self.topic_alias_maximum}",
+                    reason_code=ReasonCode.TOPIC_ALIAS_INVALID,
+                )  # [MQTT-3.3.2-10]
+            if packet.topic:
+                self._inbound_aliases[alias] = packet.topic
+            else:
+                topic = self._inbound_aliases.get(alias)
+                if topic is None:
+                    raise RemoteProtocolError(
+                        f"topic alias {alias} was never set"
+                    )  # section 3.3.2.3.4
+                packet = attrs.evolve(packet, topic=topic)
+        qos = packet.qos
+        if qos == 0:
+            return [MessageReceived(packet)]
+        packet_id = packet.packet_id
+        assert packet_id is not None
+        if qos == 1:
+            self._send(PubAck(packet_id=packet_id))  # [MQTT-4.3.2-4]
+            return [MessageReceived(packet)]
+        inbound = self.session.inbound_qos2
+        self._send(PubRec(packet_id=packet_id))  # [MQTT-4.3.3-9]
+        if packet_id in inbound:
+            return []  # a redelivery of a message already handed over: not again ([MQTT-4.3.3-10] receiver side)
+        if len(inbound) >= self.receive_maximum:
+            raise RemoteProtocolError(
+                "more unacknowledged QoS 2 messages than our Receive Maximum",
+                reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+            )  # [MQTT-3.3.4-9]
+        inbound.add(packet_id)
+        return [MessageReceived(packet)]
+
+    def _finish_outbound(self, packet_id: int) -> None:
+        del self.session.outbound[packet_id]
+        self.session.packet_ids.release(packet_id)
+        self._inflight -= 1
+
+    def _on_puback(self, packet: PubAck, now: float) -> list[Event]:
+        stored = self.session.outbound.get(packet.packet_id)
+        if not (isinstance(stored, Publish) and stored.qos == 1):
+            raise RemoteProtocolError(
+                f"PUBACK for packet id {packet.packet_id}, which has no QoS 1 PUBLISH in flight"
+            )
+        self._finish_outbound(packet.packet_id)
+        return [
+            PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)
+        ]
+
+    def _on_pubrec(self, packet: PubRec, now: float) -> list[Event]:
+        packet_id = packet.packet_id
+        stored = self.session.outbound.get(packet_id)
+        if isinstance(stored, PubRel):
+            self._send(stored)  # a repeated PUBREC: answer with PUBREL again
+            return []
+        if not (isinstance(stored, Publish) and stored.qos == 2):
+            raise RemoteProtocolError(
+                f"PUBREC for packet id {packet_id}, which has no QoS 2 PUBLISH in flight"
+            )
+        if packet.reason_code.is_failure:
+            self._finish_outbound(
+                packet_id
+            )  # section 4.3.3: the flow ends; the id is free again
+            return [
+                PublishAcknowledged(packet_id, packet.reason_code, packet.properties)
+            ]
+        pubrel = PubRel(packet_id=packet_id)
+        # Keep send order: the PUBREL replaces the PUBLISH in place ([MQTT-4.3.3-3]).
+        self.session.outbound[packet_id] = pubrel
+        self._send(pubrel)
+        return []
+
+    def _on_pubrel(self, packet: PubRel, now: float) -> list[Event]:
+        packet_id = packet.packet_id
+        if packet_id in self.session.inbound_qos2:
+            self.session.inbound_qos2.discard(packet_id)
+            self._send(PubComp(packet_id=packet_id))  # [MQTT-4.3.3-11]
+        else:
+            code = (
+                ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+                if self._v5
+                else ReasonCode.SUCCESS
+            )
+            self._send(PubComp(packet_id=packet_id, reason_code=code))
+        return []
+
+    def _on_pubcomp(self, packet: PubComp, now: float) -> list[Event]:
+        if not isinstance(self.session.outbound.get(packet.packet_id), PubRel):
+            raise RemoteProtocolError(
+                f"PUBCOMP for packet id {packet.packet_id}, which has no PUBREL in flight"
+            )
+        self._finish_outbound(packet.packet_id)
+        return [
+            PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)
+        ]
+
+    def _on_suback(self, packet: SubAck, now: float) -> list[Event]:
+        self._release_request(packet.packet_id, "SUBACK")
+        return [
+            SubscribeAcknowledged(
+                packet.packet_id, packet.reason_codes, packet.properties
+            )
+        ]
+
+    def _on_unsuback(self, packet: UnsubAck, now: float) -> list[Event]:
+        self._release_request(packet.packet_id, "UNSUBACK")
+        return [
+            UnsubscribeAcknowledged(
+                packet.packet_id, packet.reason_codes, packet.properties
+            )
+        ]
+
+    def _release_request(self, packet_id: int, what: str) -> None:
+        ids = self.session.packet_ids
+        if not ids.in_use(packet_id) or packet_id in self.session.outbound:
+            raise RemoteProtocolError(
+                f"{what} for packet id {packet_id}, which has no request in flight"
+            )
+        ids.release(packet_id)
+
+    def _on_pingresp(self, packet: PingResp, now: float) -> list[Event]:
+        self._pong_deadline = None
+        return [PongReceived()]
+
+    def _on_disconnect(self, packet: Disconnect, now: float) -> list[Event]:
+        self.state = ConnectionState.CLOSED
+        return [DisconnectReceived(packet.reason_code, packet.properties)]
+
+    def _on_auth(self, packet: Auth, now: float) -> list[Event]:
+        # Enhanced authentication is not negotiated yet (we never send an Authentication Method),
+        # so AUTH from the server is a protocol error ([MQTT-4.12.0-6]).
+        raise RemoteProtocolError(
+            "AUTH received but no authentication method was negotiated"
+        )
+
+
+_CONNECTED: Final = ConnectionState.CONNECTED
+_HANDLERS: Final[dict[tuple[ConnectionState, type], _Handler]] = {
+    (ConnectionState.CONNECTING, ConnAck): MQTTConnection._on_connack,  # type: ignore[dict-item]
+    (ConnectionState.CONNECTING, Disconnect): MQTTConnection._on_disconnect,  # type: ignore[dict-item]
+    (ConnectionState.CONNECTING, Auth): MQTTConnection._on_auth,  # type: ignore[dict-item]
+    (_CONNECTED, Publish): MQTTConnection._on_publish,  # type: ignore[dict-item]
+    (_CONNECTED, PubAck): MQTTConnection._on_puback,  # type: ignore[dict-item]
+    (_CONNECTED, PubRec): MQTTConnection._on_pubrec,  # type: ignore[dict-item]
+    (_CONNECTED, PubRel): MQTTConnection._on_pubrel,  # type: ignore[dict-item]
+    (_CONNECTED, PubComp): MQTTConnection._on_pubcomp,  # type: ignore[dict-item]
+    (_CONNECTED, SubAck): MQTTConnection._on_suback,  # type: ignore[dict-item]
+    (_CONNECTED, UnsubAck): MQTTConnection._on_unsuback,  # type: ignore[dict-item]
+    (_CONNECTED, PingResp): MQTTConnection._on_pingresp,  # type: ignore[dict-item]
+    (_CONNECTED, Disconnect): MQTTConnection._on_disconnect,  # type: ignore[dict-item]
+    (_CONNECTED, Auth): MQTTConnection._on_auth,  # type: ignore[dict-item]
+}
+# Everything else (a second CONNACK, CONNECT, SUBSCRIBE, PINGREQ from the server, any packet after
+# CLOSED, anything but CONNACK/AUTH/DISCONNECT before CONNACK [MQTT-3.2.0-1]) is a protocol error.

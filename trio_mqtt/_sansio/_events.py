@@ -1,0 +1,82 @@
+"""What the client connection machine reports: frozen, past-tense facts (h2's style)."""
+
+from __future__ import annotations
+
+import attrs
+
+from .._enums import ReasonCode
+from ._packets import ConnAck, Publish
+from ._properties import EMPTY_PROPERTIES, Properties
+
+
+@attrs.frozen
+class ConnectionAccepted:
+    """CONNACK with a success code arrived; the connection is open."""
+
+    connack: ConnAck
+
+
+@attrs.frozen
+class ConnectionRefused:
+    """CONNACK with a failure code arrived; the broker will close the connection."""
+
+    connack: ConnAck
+
+
+@attrs.frozen
+class MessageReceived:
+    """An application message arrived (QoS 2: exactly once per packet id until PUBREL)."""
+
+    publish: Publish
+
+
+@attrs.frozen
+class PublishAcknowledged:
+    """The flow of an outbound QoS 1 or 2 PUBLISH ended: PUBACK, PUBREC >= 0x80, or PUBCOMP."""
+
+    packet_id: int
+    reason_code: ReasonCode
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
+class SubscribeAcknowledged:
+    """SUBACK arrived."""
+
+    packet_id: int
+    reason_codes: tuple[ReasonCode, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
+class UnsubscribeAcknowledged:
+    """UNSUBACK arrived (no reason codes in MQTT 3.1.1)."""
+
+    packet_id: int
+    reason_codes: tuple[ReasonCode, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
+class DisconnectReceived:
+    """The broker sent DISCONNECT; the connection is over."""
+
+    reason_code: ReasonCode
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
+class PongReceived:
+    """PINGRESP arrived."""
+
+
+@attrs.frozen
+class KeepAliveExpired:
+    """No PINGRESP came back in time: the broker is unresponsive ([MQTT-3.1.2-24] client side)."""
+
+
+Event = (
+    ConnectionAccepted | ConnectionRefused | MessageReceived | PublishAcknowledged
+    | SubscribeAcknowledged | UnsubscribeAcknowledged | DisconnectReceived | PongReceived
+    | KeepAliveExpired
+)  # fmt: skip
