@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
 
@@ -37,7 +37,7 @@ from ._sansio._events import (
 from ._sansio._packets import Connect, SubscriptionRequest, Will
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._subscription import Subscription
-from ._topics import validate_topic_filter, validate_topic_name
+from ._topics import topic_matches, validate_topic_filter, validate_topic_name
 
 _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
 
@@ -66,6 +66,15 @@ class MQTTClient:
         self._subscriptions: list[Subscription] = []
         self._quota = trio.Event()
         self._closed = False
+        # MQTT 5 subscription identifiers (section 3.8.2.1.2): each SUBSCRIBE gets a
+        # fresh one, and the broker tags every message copy with the ids of the subscriptions it
+        # matched, so overlapping subscriptions each get exactly their own copies.
+        self._use_ids = (
+            link.conn.version is ProtocolVersion.V5
+            and link.conn.server.subscription_identifier_available
+        )
+        self._next_id = 0
+        self._filter_ids: dict[str, int] = {}
 
     @property
     def client_id(self) -> str:
@@ -230,8 +239,15 @@ class MQTTClient:
         self._check_open()
         # Routed from now on: retained messages may arrive right after SUBACK, in the same read.
         self._subscriptions.append(subscription)
+        properties = EMPTY_PROPERTIES
+        if self._use_ids:
+            self._next_id = self._next_id % 268_435_455 + 1
+            properties = Properties(subscription_identifiers=(self._next_id,))
         try:
-            packet_id = self._conn.subscribe(subscription.requests)
+            packet_id = self._conn.subscribe(subscription.requests, properties)
+            if self._use_ids:
+                for request in subscription.requests:
+                    self._filter_ids[request.topic_filter] = self._next_id
             waiter = self._waiters[packet_id] = _Waiter()
             self._link.wake()
             try:
@@ -286,8 +302,9 @@ class MQTTClient:
         if isinstance(event, MessageReceived):
             publish = event.publish
             message = Message._from_publish(publish)
+            ids = publish.properties.subscription_identifiers
             for subscription in tuple(self._subscriptions):
-                if subscription._matches(publish.topic):
+                if self._routes_to(subscription, publish.topic, ids):
                     await subscription._deliver(message)
             return
         if isinstance(event, PublishAcknowledged):
@@ -298,6 +315,17 @@ class MQTTClient:
             if waiter is not None:
                 waiter.result = event
                 waiter.event.set()
+
+    def _routes_to(
+        self, subscription: Subscription, topic: str, ids: tuple[int, ...]
+    ) -> bool:
+        if not ids:
+            return subscription._matches(topic)
+        owners = self._filter_ids
+        return any(
+            owners.get(f) in ids and topic_matches(f, topic)
+            for f in subscription.filters
+        )
 
     def _finish(self, error: MQTTError | None) -> None:
         """The link is over: wake every waiter and end every subscription."""
@@ -365,6 +393,7 @@ async def open_client(
     receive_maximum: int = 65535,
     max_packet_size: int | None = None,
     buffer_size: int = 1024,
+    transport_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
 ) -> AsyncIterator[MQTTClient]:
     """Connect to a broker for the duration of an ``async with`` block.
 
@@ -389,6 +418,8 @@ async def open_client(
         max_packet_size: the largest packet accepted from the broker (advertised, MQTT 5).
         buffer_size: default number of messages each subscription buffers before the client
             stops reading the network (backpressure).
+        transport_factory: opens the byte stream instead of TCP/TLS (tests, custom
+            transports); ``broker`` and ``host`` are then optional.
 
     Leaving the block sends DISCONNECT and closes the connection; no task is left behind.
     Exceptions leave the block bare, never wrapped in an :class:`ExceptionGroup`.
@@ -400,6 +431,8 @@ async def open_client(
         ValueError: invalid arguments.
     """
     endpoint = Endpoint.from_url(broker) if broker is not None else None
+    if endpoint is None and host is None and transport_factory is not None:
+        endpoint = Endpoint(host="<transport_factory>", port=0)
     if endpoint is None:
         if host is None:
             raise ValueError("give a broker URL or host=")
@@ -449,7 +482,11 @@ async def open_client(
     try:
         async with trio.open_nursery() as nursery:
             with trio.move_on_after(connect_timeout) as connect_scope:
-                stream = await _open_stream(endpoint, tls)
+                stream = await (
+                    transport_factory()
+                    if transport_factory
+                    else _open_stream(endpoint, tls)
+                )
                 link = Link(stream, conn, lambda event: client._on_event(event))
                 try:
                     connack = await link.handshake(connect)

@@ -1,0 +1,369 @@
+"""Broker behaviour Mosquitto cannot be made to show: refusals, negative acks, silence, abuse."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import trio_mqtt
+from tests import wire
+from tests.io.scripted import ScriptedBroker
+from trio_mqtt import (
+    ConnectionLostError,
+    ConnectRefusedError,
+    ProtocolVersion,
+    PublishError,
+    QoS,
+    ReasonCode,
+    RemoteProtocolError,
+    SubscribeError,
+)
+from trio_mqtt.lowlevel import (
+    Connect,
+    Disconnect,
+    PingReq,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Unsubscribe,
+)
+
+
+async def _accept(broker: ScriptedBroker, connack: bytes = wire.connack()) -> Connect:
+    connect = await broker.expect(Connect)
+    await broker.send(connack)
+    assert isinstance(connect, Connect)
+    return connect
+
+
+@asynccontextmanager
+async def scripted_client(
+    broker: ScriptedBroker, script: Callable[[], Awaitable[None]], **options: Any
+) -> AsyncIterator[trio_mqtt.MQTTClient]:
+    """Run ``script`` as the broker, then connect a client to it."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        async with trio_mqtt.open_client(
+            transport_factory=broker.factory, **options
+        ) as client:
+            yield client
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[ScriptedBroker]:
+    return ScriptedBroker()
+
+
+async def test_connack_refusal_v5(broker: ScriptedBroker) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            _accept,
+            broker,
+            wire.connack(0x86, properties=wire.props(wire.reason_string("nope"))),
+        )
+        with pytest.raises(ConnectRefusedError) as info:
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, password="hunter2", username="u"
+            ):
+                pytest.fail("connected despite the refusal")
+    assert info.value.reason_code is ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    assert info.value.reason_string == "nope"
+    assert "bad user name or password" in str(info.value)
+    assert "hunter2" not in str(info.value) + repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (1, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION),
+        (2, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID),
+        (3, ReasonCode.SERVER_UNAVAILABLE),
+        (4, ReasonCode.BAD_USER_NAME_OR_PASSWORD),
+        (5, ReasonCode.NOT_AUTHORIZED),
+    ],
+)
+async def test_connack_refusal_v311(code: int, expected: ReasonCode) -> None:
+    broker = ScriptedBroker(ProtocolVersion.V311)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_accept, broker, wire.connack(code, properties=None))
+        with pytest.raises(ConnectRefusedError) as info:
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, protocol=ProtocolVersion.V311
+            ):
+                pytest.fail("connected despite the refusal")
+    assert info.value.reason_code is expected
+
+
+async def test_no_connack_is_a_connect_error(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    with pytest.raises(trio_mqtt.ConnectError, match="within 3s"):
+        async with trio_mqtt.open_client(
+            transport_factory=broker.factory, connect_timeout=3
+        ):
+            pytest.fail("connected without CONNACK")
+    assert trio.current_time() == pytest.approx(3)
+
+
+@pytest.mark.parametrize(("qos", "answer"), [(1, wire.puback), (2, wire.pubrec)])
+async def test_negative_publish_ack(
+    broker: ScriptedBroker, qos: int, answer: object
+) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        publish = await broker.expect(Publish)
+        assert isinstance(publish, Publish)
+        assert publish.packet_id is not None
+        await broker.send(
+            answer(
+                publish.packet_id,
+                0x87,
+                wire.props(
+                    wire.reason_string("no access"),
+                    b"\x26" + wire.string("k") + wire.string("v"),
+                ),
+            )
+        )  # type: ignore[operator]
+
+    async with scripted_client(broker, script) as client:
+        with pytest.raises(PublishError) as info:
+            await client.publish("t", b"x", qos=qos)
+    assert info.value.reason_code is ReasonCode.NOT_AUTHORIZED
+    assert info.value.reason_string == "no access"
+    assert info.value.user_properties == (("k", "v"),)
+    assert "NOT_AUTHORIZED (0x87): no access" in str(info.value)
+
+
+async def test_suback_refusal(broker: ScriptedBroker) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        subscribe = await broker.expect(Subscribe)
+        assert isinstance(subscribe, Subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 0x01, 0x8F))
+
+    async with scripted_client(broker, script) as client:
+        with pytest.raises(SubscribeError) as info:
+            async with client.subscribe("ok/#", "bad", qos=1):
+                pytest.fail("subscribed despite the refusal")
+    assert info.value.reason_codes == (
+        ReasonCode.GRANTED_QOS_1,
+        ReasonCode.TOPIC_FILTER_INVALID,
+    )
+    assert info.value.reason_code is ReasonCode.TOPIC_FILTER_INVALID
+
+
+async def test_silent_broker_detected_within_one_and_a_half_keepalives(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        await broker.expect(PingReq)  # and then never answer
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with pytest.raises(ConnectionLostError, match="did not answer PINGREQ"):
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, keepalive=10
+            ):
+                await trio.sleep_forever()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() == pytest.approx(
+        15
+    )  # 10 s idle, then 5 s without PINGRESP
+
+
+async def test_keepalive_pings_and_survives(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    pings: list[float] = []
+
+    async def script() -> None:
+        await _accept(broker)
+        while isinstance(await broker.receive(), PingReq):
+            pings.append(trio.current_time())
+            await broker.send(wire.PINGRESP)
+
+    async with scripted_client(broker, script, keepalive=10):
+        await trio.sleep(35)
+    assert pings == [
+        10,
+        20,
+        30,
+    ]  # [MQTT-3.1.2-20] a PINGREQ whenever 10 s passed without sending
+
+
+async def test_server_keep_alive_is_honoured(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    pinged = trio.Event()
+
+    async def script() -> None:
+        await _accept(
+            broker, wire.connack(properties=wire.props(b"\x13" + wire.u16(4)))
+        )  # Server Keep Alive 4
+        await broker.expect(PingReq)
+        pinged.set()
+        await broker.send(wire.PINGRESP)
+        await broker.expect(Disconnect)
+
+    async with scripted_client(broker, script, keepalive=60):
+        await pinged.wait()
+        assert trio.current_time() == pytest.approx(
+            4
+        )  # [MQTT-3.2.2-21] the server's value wins
+
+
+async def test_receive_maximum_flow_control(broker: ScriptedBroker) -> None:
+    seen: list[int] = []
+
+    async def script() -> None:
+        await _accept(
+            broker, wire.connack(properties=wire.props(b"\x21" + wire.u16(2)))
+        )  # Receive Maximum 2
+        for _ in range(5):
+            publish = await broker.expect(Publish)
+            assert isinstance(publish, Publish)
+            assert publish.packet_id is not None
+            seen.append(publish.packet_id)
+            if len(seen) >= 2:
+                # With 2 in flight the client must wait: nothing more may be queued on the stream now.
+                await trio.testing.wait_all_tasks_blocked()
+                assert not broker.pending
+                await broker.send(wire.puback(seen[-2]))
+        await broker.send(wire.puback(seen[-1]))
+
+    results: list[trio_mqtt.PublishResult] = []
+
+    async def publish(client: trio_mqtt.MQTTClient, i: int) -> None:
+        results.append(await client.publish("t", bytes([i]), qos=1))
+
+    async with (
+        scripted_client(broker, script) as client,
+        trio.open_nursery() as nursery,
+    ):
+        for i in range(5):
+            nursery.start_soon(publish, client, i)
+    assert len(results) == 5
+    assert all(r.reason_code is ReasonCode.SUCCESS for r in results)
+
+
+async def test_inbound_qos2_redelivery_is_not_delivered_twice(
+    broker: ScriptedBroker,
+) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        subscribe = await broker.expect(Subscribe)
+        assert isinstance(subscribe, Subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 0x02))
+        await broker.send(wire.publish("q2", b"once", qos=2, packet_id=9))
+        assert await broker.expect(PubRec) == PubRec(packet_id=9)
+        await broker.send(
+            wire.publish("q2", b"once", qos=2, packet_id=9, dup=True)
+        )  # [MQTT-4.3.3-10]
+        assert await broker.expect(PubRec) == PubRec(packet_id=9)
+        await broker.send(wire.pubrel(9))
+        assert await broker.expect(PubComp) == PubComp(packet_id=9)
+        await broker.send(
+            wire.publish("q2", b"next", qos=2, packet_id=9)
+        )  # the id is free again
+        assert await broker.expect(PubRec) == PubRec(packet_id=9)
+        unsubscribe = await broker.expect(Unsubscribe)
+        assert isinstance(unsubscribe, Unsubscribe)
+        await broker.send(
+            wire.frame(0xB0, wire.u16(unsubscribe.packet_id) + b"\x00\x00")
+        )
+
+    async with (
+        scripted_client(broker, script) as client,
+        client.subscribe("q2", qos=2) as messages,
+    ):
+        first = await messages.receive()
+        second = await messages.receive()
+    assert (first.payload, second.payload) == (b"once", b"next")
+
+
+async def test_qos2_outbound_flow(broker: ScriptedBroker) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        publish = await broker.expect(Publish)
+        assert isinstance(publish, Publish)
+        assert publish.qos == QoS.EXACTLY_ONCE
+        await broker.send(wire.pubrec(publish.packet_id or 0))
+        assert await broker.expect(PubRel) == PubRel(packet_id=publish.packet_id or 0)
+        await broker.send(wire.pubcomp(publish.packet_id or 0))
+
+    async with scripted_client(broker, script) as client:
+        result = await client.publish("t", b"x", qos=2)
+    assert result.reason_code is ReasonCode.SUCCESS
+
+
+async def test_puback_for_unknown_packet_id_is_a_protocol_error(
+    broker: ScriptedBroker,
+) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        await broker.send(wire.puback(4242))
+        assert await broker.expect(Disconnect) == Disconnect(
+            reason_code=ReasonCode.PROTOCOL_ERROR
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with pytest.raises(
+            RemoteProtocolError, match="PUBACK for packet id 4242"
+        ) as info:
+            async with trio_mqtt.open_client(transport_factory=broker.factory):
+                await trio.sleep_forever()
+    assert info.value.reason_code is ReasonCode.PROTOCOL_ERROR
+    assert not isinstance(info.value, BaseExceptionGroup)
+
+
+async def test_broker_disconnect_surfaces_with_reason(broker: ScriptedBroker) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        await broker.send(
+            wire.frame(0xE0, b"\x8b" + wire.props(wire.reason_string("maintenance")))
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with pytest.raises(ConnectionLostError) as info:
+            async with trio_mqtt.open_client(transport_factory=broker.factory):
+                await trio.sleep_forever()
+    assert info.value.reason_code is ReasonCode.SERVER_SHUTTING_DOWN
+    assert "maintenance" in str(info.value)
+
+
+async def test_cancelled_publish_keeps_the_session_consistent(
+    broker: ScriptedBroker,
+) -> None:
+    async def script() -> None:
+        await _accept(broker)
+        first = await broker.expect(Publish)
+        assert isinstance(first, Publish)
+        await trio.testing.wait_all_tasks_blocked()
+        await broker.send(
+            wire.puback(first.packet_id or 0)
+        )  # arrives after the caller gave up
+        second = await broker.expect(Publish)
+        assert isinstance(second, Publish)
+        await broker.send(wire.puback(second.packet_id or 0))
+
+    async with scripted_client(broker, script) as client:
+        with trio.CancelScope() as scope:
+            scope.cancel()  # cancelled at its first checkpoint after queueing: the message still goes out
+            await client.publish("t", b"1", qos=1)
+        result = await client.publish("t", b"2", qos=1)
+        assert result.reason_code is ReasonCode.SUCCESS
+        assert (
+            len(client._conn.session.packet_ids) == 0
+        )  # both ids released by their PUBACKs
+        assert client._waiters == {}
