@@ -1,0 +1,119 @@
+"""The public surface: a reviewed list of names, clean __module__, copyable errors, no secrets shown."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+
+import trio_mqtt
+from trio_mqtt import Endpoint, ReasonCode
+from trio_mqtt.lowlevel import Connect, Properties
+
+EXPECTED = {
+    "ConnectError", "ConnectRefusedError", "ConnectionLostError", "Endpoint", "LocalProtocolError",
+    "MQTTClient", "MQTTError", "MalformedPacketError", "Message", "NegativeAckError", "PayloadFormat",
+    "Properties", "ProtocolError", "ProtocolVersion", "PublishError", "PublishResult", "QoS",
+    "ReasonCode", "RemoteProtocolError", "RetainHandling", "SessionLostError", "SubscribeError",
+    "Subscription", "SubscriptionStatistics", "UnsubscribeError", "Will", "__version__",
+    "open_client", "topic_matches",
+}  # fmt: skip
+
+
+def test_all_is_the_reviewed_list() -> None:
+    assert set(trio_mqtt.__all__) == EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED - {"__version__"}))
+def test_public_objects_live_in_the_namespace(name: str) -> None:
+    obj = getattr(trio_mqtt, name)
+    assert obj.__module__ == "trio_mqtt"
+    assert obj.__doc__, f"{name} has no docstring"
+
+
+EXCEPTIONS = [
+    trio_mqtt.ConnectRefusedError(
+        ReasonCode.NOT_AUTHORIZED, reason_string="r", server_reference="s"
+    ),
+    trio_mqtt.ConnectionLostError("gone", reason_code=ReasonCode.SERVER_SHUTTING_DOWN),
+    trio_mqtt.RemoteProtocolError("bad", reason_code=ReasonCode.TOPIC_ALIAS_INVALID),
+    trio_mqtt.MalformedPacketError("worse"),
+    trio_mqtt.PublishError(
+        ReasonCode.QUOTA_EXCEEDED, reason_string="full", user_properties=[("a", "b")]
+    ),
+    trio_mqtt.SubscribeError([ReasonCode.GRANTED_QOS_1, ReasonCode.NOT_AUTHORIZED]),
+    trio_mqtt.ConnectError("no route"),
+]
+
+
+@pytest.mark.parametrize("exc", EXCEPTIONS, ids=lambda e: type(e).__name__)
+def test_exceptions_copy_and_pickle(exc: trio_mqtt.MQTTError) -> None:
+    for clone in (copy.copy(exc), copy.deepcopy(exc), pickle.loads(pickle.dumps(exc))):
+        assert type(clone) is type(exc)
+        assert str(clone) == str(exc)
+        assert clone.__dict__ == exc.__dict__
+
+
+def test_exception_messages_carry_reason_codes() -> None:
+    assert (
+        str(EXCEPTIONS[0])
+        == "not authorized: check the credentials and the broker's access rules (NOT_AUTHORIZED (0x87): r)"
+    )
+    assert str(EXCEPTIONS[2]) == "bad [TOPIC_ALIAS_INVALID (0x94)]"
+    assert EXCEPTIONS[5].reason_code is ReasonCode.NOT_AUTHORIZED  # type: ignore[attr-defined]
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    connect = Connect(
+        client_id="c",
+        username="u",
+        password=b"hunter2",
+        properties=Properties(authentication_data=b"tok3n"),
+    )
+    assert "hunter2" not in repr(connect)
+    assert "tok3n" not in repr(connect)
+    endpoint = Endpoint.from_url("mqtt://alice:s3cret@example.com")
+    assert (endpoint.username, endpoint.password, endpoint.port) == (
+        "alice",
+        "s3cret",
+        1883,
+    )
+    assert "s3cret" not in repr(endpoint)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "tls"),
+    [
+        ("mqtt://h", "h", 1883, False),
+        ("mqtts://h", "h", 8883, True),
+        ("mqtt://h:1", "h", 1, False),
+        ("mqtt://[::1]:9", "::1", 9, False),
+    ],
+)
+def test_urls(url: str, host: str, port: int, tls: bool) -> None:
+    endpoint = Endpoint.from_url(url)
+    assert (endpoint.host, endpoint.port, endpoint.tls) == (host, port, tls)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h", "mqtt://", "mqtt://h:99999", "mqtt://u:pw@h:x"]
+)
+def test_bad_urls_fail_early_without_the_password(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Endpoint.from_url(url)
+    assert "pw" not in str(info.value)
+
+
+async def test_bad_arguments_raise_value_error_before_connecting() -> None:
+    with pytest.raises(ValueError, match="host"):
+        async with trio_mqtt.open_client():
+            pass
+    with pytest.raises(ValueError, match="keepalive"):
+        async with trio_mqtt.open_client("mqtt://127.0.0.1:1", keepalive=-1):
+            pass
+    with pytest.raises(ValueError, match="wildcard"):
+        async with trio_mqtt.open_client(
+            "mqtt://127.0.0.1:1", will=trio_mqtt.Will("a/#")
+        ):
+            pass
