@@ -164,12 +164,7 @@ class MQTTClient:
             except QuotaExceeded:
                 await self._quota.wait()
                 self._check_open()
-        waiter = self._waiters[packet_id] = _Waiter()
-        link.wake()
-        try:
-            ack = await self._wait(waiter)
-        finally:
-            self._waiters.pop(packet_id, None)
+        ack = await self._await_ack(packet_id)
         assert isinstance(ack, PublishAcknowledged)
         if ack.reason_code.is_failure:
             props = ack.properties
@@ -182,8 +177,18 @@ class MQTTClient:
             packet_id=packet_id, reason_code=ack.reason_code, properties=ack.properties
         )
 
-    async def _wait(self, waiter: _Waiter) -> _AckEvent:
-        await waiter.event.wait()
+    async def _await_ack(self, packet_id: int) -> _AckEvent:
+        """Wake the writer for the request just queued under ``packet_id`` and wait for its ack.
+
+        Cancellation only stops the waiting: the packet id stays reserved in the session until
+        the acknowledgement arrives, and the event is then dropped.
+        """
+        waiter = self._waiters[packet_id] = _Waiter()
+        self._link.wake()
+        try:
+            await waiter.event.wait()
+        finally:
+            self._waiters.pop(packet_id, None)
         if waiter.result is None:
             self._check_open()
             raise ConnectionLostError("the connection ended before the acknowledgement")
@@ -248,12 +253,7 @@ class MQTTClient:
             if self._use_ids:
                 for request in subscription.requests:
                     self._filter_ids[request.topic_filter] = self._next_id
-            waiter = self._waiters[packet_id] = _Waiter()
-            self._link.wake()
-            try:
-                ack = await self._wait(waiter)
-            finally:
-                self._waiters.pop(packet_id, None)
+            ack = await self._await_ack(packet_id)
             codes = ack.reason_codes if isinstance(ack, SubscribeAcknowledged) else ()
             if any(code.is_failure for code in codes) or len(codes) != len(
                 subscription.requests
@@ -282,12 +282,7 @@ class MQTTClient:
             return
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             packet_id = self._conn.unsubscribe(filters)
-            waiter = self._waiters[packet_id] = _Waiter()
-            self._link.wake()
-            try:
-                ack = await self._wait(waiter)
-            finally:
-                self._waiters.pop(packet_id, None)
+            ack = await self._await_ack(packet_id)
             failed = (
                 [c for c in ack.reason_codes if c.is_failure]
                 if isinstance(ack, UnsubscribeAcknowledged)
