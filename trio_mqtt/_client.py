@@ -355,7 +355,13 @@ async def _open_stream(
             stream = await trio.open_ssl_over_tcp_stream(
                 endpoint.host, endpoint.port, ssl_context=context
             )
-            await stream.do_handshake()
+            try:
+                await stream.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(
+                    stream
+                )  # never leak the socket of a failed handshake
+                raise
             return stream
         return await trio.open_tcp_stream(endpoint.host, endpoint.port)
     except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:

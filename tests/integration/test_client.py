@@ -294,3 +294,137 @@ async def test_we_publish_mosquitto_sub_prints_intact(
                 with trio.move_on_after(0.2):
                     await done.wait()
     assert outputs == [payload]
+
+
+async def test_v5_properties_pass_through(mosquitto: Mosquitto) -> None:
+    topic = unique("props")
+    with trio.fail_after(10):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as client,
+            client.subscribe(topic, qos=1) as messages,
+        ):
+            await client.publish(
+                topic, "grüße", qos=1, content_type="text/plain", payload_format_indicator=1,
+                message_expiry_interval=3600, response_topic="replies/1", correlation_data=b"\x00\x01",
+                user_properties=[("unit", "C"), ("unit", "F")],
+            )  # fmt: skip
+            message = await messages.receive()
+    props = message.properties
+    assert message.payload == "grüße".encode()
+    assert (props.content_type, props.payload_format_indicator, props.response_topic, props.correlation_data) == (
+        "text/plain", trio_mqtt.PayloadFormat.UTF8, "replies/1", b"\x00\x01",
+    )  # fmt: skip
+    assert props.user_properties == (
+        ("unit", "C"),
+        ("unit", "F"),
+    )  # order and duplicates kept
+    assert props.message_expiry_interval is not None
+    assert (
+        3590 <= props.message_expiry_interval <= 3600
+    )  # the broker counts down the time it held it
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_username_and_password(
+    mosquitto_auth: Mosquitto, version: ProtocolVersion
+) -> None:
+    with trio.fail_after(10):
+        with pytest.raises(trio_mqtt.ConnectRefusedError) as info:
+            async with trio_mqtt.open_client(
+                mosquitto_auth.url, protocol=version, username="alice", password="wrong"
+            ):
+                pytest.fail("connected with a wrong password")
+        # Mosquitto 2.0.11 answers a wrong password with NOT_AUTHORIZED (3.1.1 return code 5).
+        assert info.value.reason_code is ReasonCode.NOT_AUTHORIZED
+        assert "wrong" not in str(info.value)
+        url = mosquitto_auth.url.replace("mqtt://", "mqtt://alice:wonderland@")
+        async with trio_mqtt.open_client(url, protocol=version) as client:
+            assert (await client.publish("auth/ok", b"1", qos=1)).packet_id is not None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_persistent_session_and_clean_start(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> None:
+    client_id = unique("persistent")
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(
+            mosquitto.url,
+            client_id=client_id,
+            protocol=version,
+            clean_start=False,
+            session_expiry=300,
+        ) as first:
+            assert first.session_present is False
+        async with trio_mqtt.open_client(
+            mosquitto.url,
+            client_id=client_id,
+            protocol=version,
+            clean_start=False,
+            session_expiry=300,
+        ) as second:
+            assert second.session_present is True  # the broker kept the session
+        async with trio_mqtt.open_client(
+            mosquitto.url, client_id=client_id, protocol=version, clean_start=True
+        ) as third:
+            assert third.session_present is False  # clean start discards it
+
+
+async def test_tls_verified_by_default(mosquitto_tls: Mosquitto, ca: object) -> None:
+    import ssl
+
+    import trustme
+
+    assert isinstance(ca, trustme.CA)
+    url = f"mqtts://localhost:{mosquitto_tls.tls_port}"
+    with trio.fail_after(10):
+        with pytest.raises(trio_mqtt.ConnectError) as info:
+            async with trio_mqtt.open_client(
+                url
+            ):  # the system trust store does not know the test CA
+                pytest.fail("connected to an untrusted server")
+        assert isinstance(info.value.__cause__, ssl.SSLError | trio.BrokenResourceError)
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        with pytest.raises(trio_mqtt.ConnectError):
+            async with trio_mqtt.open_client(
+                f"mqtts://127.0.0.2:{mosquitto_tls.tls_port}", tls=context
+            ):
+                pytest.fail("connected despite a host name mismatch")
+        async with trio_mqtt.open_client(url, tls=context) as client:
+            assert (await client.publish("tls/ok", b"1", qos=1)).packet_id is not None
+
+
+async def test_user_exception_leaves_the_block_bare(mosquitto: Mosquitto) -> None:
+    class Boom(Exception):
+        pass
+
+    def count_tasks(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(
+            count_tasks(child)
+            for nursery in task.child_nurseries
+            for child in nursery.child_tasks
+        )
+
+    root = trio.lowlevel.current_root_task()
+    before = count_tasks(root)
+    with trio.fail_after(10):
+        with pytest.raises(Boom):  # not an ExceptionGroup
+            async with (
+                trio_mqtt.open_client(mosquitto.url) as client,
+                client.subscribe("boom/#"),
+            ):
+                assert (
+                    count_tasks(root) == before + 4
+                )  # the client's nursery task, reader, writer, keepalive
+                raise Boom
+    assert count_tasks(root) == before  # no task left behind
+
+
+async def test_connect_error_carries_the_cause() -> None:
+    from tests.mosquitto import free_port
+
+    with trio.fail_after(10), pytest.raises(trio_mqtt.ConnectError) as info:
+        async with trio_mqtt.open_client(f"mqtt://127.0.0.1:{free_port()}"):
+            pytest.fail("connected to a closed port")
+    assert isinstance(info.value.__cause__, OSError)
