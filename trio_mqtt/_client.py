@@ -131,8 +131,7 @@ class MQTTClient:
                 Maximum Packet Size).
             ValueError: an invalid topic name or QoS.
         """
-        validate_topic_name(topic)
-        qos = QoS(qos)
+        qos = QoS(qos)  # the topic is validated by the encoder, once
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         changes = _drop_none(
             content_type=content_type,
@@ -515,13 +514,15 @@ async def open_client(
                 buffer_size=buffer_size,
             )
 
-            async def run_link() -> None:
+            async def run_link(
+                *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+            ) -> None:
                 try:
-                    await link.run()
+                    await link.run(task_status=task_status)
                 finally:
                     client._finish(link.failure)
 
-            await nursery.start(_started, run_link)
+            await nursery.start(run_link)
             try:
                 yield client
             finally:
@@ -533,10 +534,3 @@ async def open_client(
             raise
         leaf = leaves[0]
         raise leaf from leaf.__cause__
-
-
-async def _started(
-    run: object, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-) -> None:
-    task_status.started()
-    await run()  # type: ignore[operator]

@@ -129,10 +129,6 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
 
     # -- used by the client --------------------------------------------------------------------
 
-    @property
-    def _active(self) -> bool:
-        return not self._closed
-
     def _matches(self, topic: str) -> bool:
         return any(topic_matches(r.topic_filter, topic) for r in self.requests)
 

@@ -428,3 +428,26 @@ async def test_connect_error_carries_the_cause() -> None:
         async with trio_mqtt.open_client(f"mqtt://127.0.0.1:{free_port()}"):
             pytest.fail("connected to a closed port")
     assert isinstance(info.value.__cause__, OSError)
+
+
+@pytest.mark.parametrize("qos", list(QoS))
+async def test_invalid_topic_raises_value_error_and_leaks_no_packet_id(
+    mosquitto: Mosquitto, qos: QoS
+) -> None:
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(mosquitto.url) as client:
+            for topic, fragment in (
+                ("a/#", "wildcard"),
+                ("a/+/b", "wildcard"),
+                ("", "empty"),
+                ("a\x00", r"U\+0000"),
+            ):
+                with pytest.raises(ValueError, match=fragment):
+                    await client.publish(topic, b"x", qos=qos)
+            assert len(client._conn.session.packet_ids) == 0
+            result = await client.publish(
+                "ok", b"x", qos=qos
+            )  # the client is still usable
+            assert (
+                not result.reason_code.is_failure
+            )  # SUCCESS, or NO_MATCHING_SUBSCRIBERS (0x10)

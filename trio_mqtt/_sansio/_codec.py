@@ -31,6 +31,7 @@ from .._enums import (
     RetainHandling,
 )
 from .._exceptions import MalformedPacketError, RemoteProtocolError
+from .._topics import topic_name_problem
 from ._packets import (
     Auth,
     ConnAck,
@@ -144,7 +145,7 @@ def _encode_publish(p: Publish, v5: bool) -> bytes:
     topic = p.topic.encode("utf-8")
     qos = p.qos
     if "+" in p.topic or "#" in p.topic or "\x00" in p.topic or len(topic) > 0xFFFF:
-        raise ValueError(f"invalid topic name {p.topic!r}")  # [MQTT-3.3.2-2]
+        raise ValueError(topic_name_problem(p.topic))  # [MQTT-3.3.2-2] [MQTT-4.7.3-2/3]
     if not topic and (not v5 or p.properties.topic_alias is None):
         raise ValueError(
             "an empty topic name needs a topic alias (MQTT 5 only)"
@@ -195,7 +196,7 @@ def _encode_ack(p: PubAck | PubRec | PubRel | PubComp, v5: bool) -> bytes:
             )
         return bytes((first, 2)) + pid
     reason = _reason(packet_type, code)
-    if p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES:
+    if p.properties.is_empty():
         # Sections 3.4.2.1 and 3.4.2.2.1: Success with no properties may omit both.
         return (
             bytes((first, 2)) + pid if code == 0 else bytes((first, 3)) + pid + reason
@@ -318,7 +319,7 @@ def _encode_unsuback(p: UnsubAck, v5: bool) -> bytes:
 def _encode_disconnect(p: Disconnect, v5: bool) -> bytes:
     if not v5:
         return b"\xe0\x00"
-    if p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES:
+    if p.properties.is_empty():
         # Section 3.14.2.1: the reason code may be omitted when it is 0x00 and there are no properties.
         return (
             b"\xe0\x00"
@@ -335,9 +336,7 @@ def _encode_disconnect(p: Disconnect, v5: bool) -> bytes:
 def _encode_auth(p: Auth, v5: bool) -> bytes:
     if not v5:
         raise ValueError("AUTH does not exist in MQTT 3.1.1")
-    if p.reason_code == 0 and (
-        p.properties is EMPTY_PROPERTIES or p.properties == EMPTY_PROPERTIES
-    ):
+    if p.reason_code == 0 and (p.properties.is_empty()):
         return b"\xf0\x00"  # section 3.15.2.1
     return _frame(
         0xF0,

@@ -92,26 +92,9 @@ class ServerLimits:
 
     @classmethod
     def from_connack(cls, props: Properties) -> ServerLimits:
-        def pick(value: object, default: object) -> object:
-            return default if value is None else value
-
-        return cls(
-            receive_maximum=pick(props.receive_maximum, 65535),  # type: ignore[arg-type]
-            maximum_qos=pick(props.maximum_qos, QoS.EXACTLY_ONCE),  # type: ignore[arg-type]
-            retain_available=pick(props.retain_available, True),  # type: ignore[arg-type]
-            maximum_packet_size=pick(props.maximum_packet_size, MAX_PACKET_SIZE),  # type: ignore[arg-type]
-            topic_alias_maximum=pick(props.topic_alias_maximum, 0),  # type: ignore[arg-type]
-            wildcard_subscription_available=pick(
-                props.wildcard_subscription_available, True
-            ),  # type: ignore[arg-type]
-            subscription_identifier_available=pick(
-                props.subscription_identifier_available, True
-            ),  # type: ignore[arg-type]
-            shared_subscription_available=pick(
-                props.shared_subscription_available, True
-            ),  # type: ignore[arg-type]
-            server_keep_alive=props.server_keep_alive,
-        )
+        """The limits a CONNACK's properties set; an absent property keeps the spec's default."""
+        given = {f.name: getattr(props, f.name) for f in attrs.fields(cls)}
+        return attrs.evolve(cls(), **{k: v for k, v in given.items() if v is not None})
 
 
 _Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
@@ -227,25 +210,37 @@ class MQTTConnection:
             return None
         if self._inflight >= server.receive_maximum:
             raise QuotaExceeded
-        packet_id = self.session.packet_ids.allocate()
-        packet = Publish(
-            topic=topic,
-            payload=payload,
-            qos=qos,
-            retain=retain,
-            packet_id=packet_id,
-            properties=properties,
+        packet_id, packet = self._queue_with_packet_id(
+            lambda pid: Publish(
+                topic=topic,
+                payload=payload,
+                qos=qos,
+                retain=retain,
+                packet_id=pid,
+                properties=properties,
+            )
         )
-        try:
-            data = encode_packet(packet, self.version)
-            self._check_size(data)
-        except BaseException:
-            self.session.packet_ids.release(packet_id)
-            raise
-        self._out.append(data)
+        assert isinstance(packet, Publish)
         self.session.outbound[packet_id] = packet
         self._inflight += 1
         return packet_id
+
+    def _queue_with_packet_id(
+        self, make: Callable[[int], Packet]
+    ) -> tuple[int, Packet]:
+        """Allocate a packet id, build and encode the packet, queue it; on any failure the id is
+        released again, so a refused command never leaks an id ([MQTT-2.2.1-3])."""
+        ids = self.session.packet_ids
+        packet_id = ids.allocate()
+        try:
+            packet = make(packet_id)
+            data = encode_packet(packet, self.version)
+            self._check_size(data)
+        except BaseException:
+            ids.release(packet_id)
+            raise
+        self._out.append(data)
+        return packet_id, packet
 
     def _check_size(self, data: bytes) -> None:
         if len(data) > self.server.maximum_packet_size:
@@ -262,41 +257,22 @@ class MQTTConnection:
     ) -> int:
         """Queue SUBSCRIBE; returns its packet id."""
         self._require_connected()
-        packet_id = self.session.packet_ids.allocate()
-        try:
-            data = encode_packet(
-                Subscribe(
-                    packet_id=packet_id,
-                    subscriptions=tuple(requests),
-                    properties=properties,
-                ),
-                self.version,
+        return self._queue_with_packet_id(
+            lambda pid: Subscribe(
+                packet_id=pid, subscriptions=tuple(requests), properties=properties
             )
-            self._check_size(data)
-        except BaseException:
-            self.session.packet_ids.release(packet_id)
-            raise
-        self._out.append(data)
-        return packet_id
+        )[0]
 
     def unsubscribe(
         self, topic_filters: Sequence[str], properties: Properties = EMPTY_PROPERTIES
     ) -> int:
         """Queue UNSUBSCRIBE; returns its packet id."""
         self._require_connected()
-        packet_id = self.session.packet_ids.allocate()
-        try:
-            self._send(
-                Unsubscribe(
-                    packet_id=packet_id,
-                    topic_filters=tuple(topic_filters),
-                    properties=properties,
-                )
+        return self._queue_with_packet_id(
+            lambda pid: Unsubscribe(
+                packet_id=pid, topic_filters=tuple(topic_filters), properties=properties
             )
-        except BaseException:
-            self.session.packet_ids.release(packet_id)
-            raise
-        return packet_id
+        )[0]
 
     def disconnect(
         self,
@@ -396,21 +372,6 @@ class MQTTConnection:
             self.session.inbound_qos2.clear()
         self._inflight = 0
         return [ConnectionAccepted(packet)]
-
-    def resend_session(self) -> list[int]:
-        """Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order
-        ([MQTT-4.4.0-1], [MQTT-3.3.1-1]); returns their packet ids. Call after a CONNACK with
-        session present."""
-        self._require_connected()
-        resent = []
-        for packet_id, packet in self.session.outbound.items():
-            if isinstance(packet, Publish):
-                self._send(attrs.evolve(packet, dup=True))
-            else:
-                self._send(packet)
-            self._inflight += 1
-            resent.append(packet_id)
-        return resent
 
     def _on_publish(self, packet: Publish, now: float) -> list[Event]:
         alias = packet.properties.topic_alias

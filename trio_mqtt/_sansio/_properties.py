@@ -40,7 +40,6 @@ WILL: Final = 0
 class WireType(IntEnum):
     """How a property value is written (section 2.2.2.2)."""
 
-    BYTE = 1
     FLAG = 2  # a byte that must be 0 or 1
     U16 = 3
     U32 = 4
@@ -290,7 +289,7 @@ def decode_properties(
             )
         value: object
         wire = spec.wire_type
-        if wire is WireType.FLAG or wire is WireType.BYTE:
+        if wire is WireType.FLAG:
             if pos >= stop:
                 raise MalformedPacketError(f"property {spec.name} is truncated")
             byte = data[pos]
@@ -340,8 +339,3 @@ def decode_properties(
     if pos != stop:
         raise MalformedPacketError("a property runs past the property length")
     return Properties(**values), pos  # type: ignore[arg-type]
-
-
-def property_names() -> tuple[str, ...]:
-    """The attribute names of all properties, in identifier order."""
-    return _FIELDS

@@ -35,10 +35,6 @@ class PacketIdAllocator:
         self._next = candidate % 65535 + 1
         return candidate
 
-    def claim(self, packet_id: int) -> None:
-        """Mark ``packet_id`` as in use (when restoring a stored session)."""
-        self._in_use.add(packet_id)
-
     def release(self, packet_id: int) -> None:
         self._in_use.discard(packet_id)
 
