@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._client import MQTTClient as MQTTClient, open_client as open_client
-from ._config import Endpoint as Endpoint
+from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
 from ._enums import (
     PayloadFormat as PayloadFormat,
     ProtocolVersion as ProtocolVersion,
@@ -19,16 +19,29 @@ from ._exceptions import (
     MalformedPacketError as MalformedPacketError,
     MQTTError as MQTTError,
     NegativeAckError as NegativeAckError,
+    NotConnectedError as NotConnectedError,
     ProtocolError as ProtocolError,
     PublishError as PublishError,
     RemoteProtocolError as RemoteProtocolError,
-    SessionLostError as SessionLostError,
     SubscribeError as SubscribeError,
     UnsubscribeError as UnsubscribeError,
 )
 from ._message import Message as Message, PublishResult as PublishResult
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
+from ._status import (
+    ClientState as ClientState,
+    Connected as Connected,
+    Disconnected as Disconnected,
+    Reconnecting as Reconnecting,
+    StateChange as StateChange,
+    StateWatcher as StateWatcher,
+)
+from ._stores import (
+    MemorySessionStore as MemorySessionStore,
+    SessionStore as SessionStore,
+    SQLiteSessionStore as SQLiteSessionStore,
+)
 from ._subscription import (
     Subscription as Subscription,
     SubscriptionStatistics as SubscriptionStatistics,
@@ -38,11 +51,13 @@ from ._version import __version__ as __version__
 
 __all__ = [
     "Endpoint", "MQTTClient", "Message", "PublishResult", "Subscription", "SubscriptionStatistics",
-    "open_client",
+    "open_client", "ReconnectPolicy", "ClientState", "Connected", "Disconnected", "Reconnecting",
+    "StateChange", "StateWatcher", "NotConnectedError", "SessionStore", "MemorySessionStore",
+    "SQLiteSessionStore",
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",
-    "RetainHandling", "SessionLostError", "SubscribeError", "UnsubscribeError", "Will",
+    "RetainHandling", "SubscribeError", "UnsubscribeError", "Will",
     "__version__", "topic_matches",
 ]  # fmt: skip
 

@@ -1,10 +1,10 @@
-"""MQTTClient and open_client(): validation and delegation; the protocol lives in _sansio."""
+"""MQTTClient and open_client(): validation and delegation; the protocol lives in _sansio, the
+connection's life in _supervisor, inbound routing in _router."""
 
 from __future__ import annotations
 
-import math
-import secrets
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, final
@@ -12,21 +12,20 @@ from typing import Any, final
 import attrs
 import trio
 
-from ._config import Endpoint
+from ._config import Endpoint, ReconnectPolicy
 from ._enums import ProtocolVersion, QoS, RetainHandling
 from ._exceptions import (
-    ConnectError,
-    ConnectionLostError,
-    ConnectRefusedError,
+    LocalProtocolError,
     MQTTError,
+    NotConnectedError,
     PublishError,
     SubscribeError,
     UnsubscribeError,
 )
 from ._link import Link
-from ._message import Message, PublishResult
-from ._sansio._codec import MAX_PACKET_SIZE
-from ._sansio._connection import MQTTConnection, QuotaExceeded
+from ._message import PublishResult
+from ._options import BrokerSpec, build_connect, resolve_endpoints
+from ._router import Router
 from ._sansio._events import (
     Event,
     MessageReceived,
@@ -34,20 +33,37 @@ from ._sansio._events import (
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
-from ._sansio._packets import Connect, SubscriptionRequest, Will
+from ._sansio._packets import ConnAck, SubscriptionRequest, Will
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
+from ._sansio._session import SessionState
+from ._status import ClientState, StateChange, StateWatcher
+from ._stores import SessionStore
 from ._subscription import Subscription
-from ._topics import topic_matches, validate_topic_filter, validate_topic_name
+from ._supervisor import ConnectionSettings, Supervisor
+from ._topics import validate_topic_filter
+from ._transports import open_transport
 
 _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
+_DEFAULT_RECONNECT = ReconnectPolicy()
 
 
-class _Waiter:
-    __slots__ = ("event", "result")
+class _Request:
+    """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
 
-    def __init__(self) -> None:
+    __slots__ = ("args", "error", "event", "qos", "result")
+
+    def __init__(self, qos: QoS = QoS.AT_MOST_ONCE, args: tuple[Any, ...] = ()) -> None:
+        self.qos = qos
+        self.args = args
         self.event = trio.Event()
         self.result: _AckEvent | None = None
+        self.error: BaseException | None = None
+
+    def finish(
+        self, result: _AckEvent | None = None, error: BaseException | None = None
+    ) -> None:
+        self.result, self.error = result, error
+        self.event.set()
 
 
 @final
@@ -55,48 +71,93 @@ class MQTTClient:
     """A connected MQTT client. Get one from :func:`open_client`; it has no public constructor."""
 
     def __init__(
-        self, link: Link, *, client_id: str, session_present: bool, buffer_size: int
+        self, *, buffer_size: int, offline_queue: int, offline_timeout: float | None
     ) -> None:
-        self._link = link
-        self._conn = link.conn
-        self._client_id = client_id
-        self._session_present = session_present
         self._buffer_size = buffer_size
-        self._waiters: dict[int, _Waiter] = {}
-        self._subscriptions: list[Subscription] = []
-        self._quota = trio.Event()
+        self._offline_limit = offline_queue
+        self._offline_timeout = offline_timeout
+        self._supervisor: Supervisor  # set by open_client
+        self._link: Link | None = None
+        self._waiters: dict[int, _Request] = {}
+        self._queue: deque[_Request] = (
+            deque()
+        )  # publishes not yet handed to a connection
+        self._router = Router(self._wake)
+        self._ready = False  # connected and restored: new work may go out
+        self._ready_event = trio.Event()
+        self._state = ClientState.CONNECTING
+        self._watchers: list[StateWatcher] = []
         self._closed = False
-        # MQTT 5 subscription identifiers (section 3.8.2.1.2): each SUBSCRIBE gets a
-        # fresh one, and the broker tags every message copy with the ids of the subscriptions it
-        # matched, so overlapping subscriptions each get exactly their own copies.
-        self._use_ids = (
-            link.conn.version is ProtocolVersion.V5
-            and link.conn.server.subscription_identifier_available
-        )
+        self._failure: MQTTError | None = None
+        self._use_ids = False
         self._next_id = 0
-        self._filter_ids: dict[str, int] = {}
+        self._stale_filters: set[str] = set()
+        self._session_present = False
+
+    # -- properties ---------------------------------------------------------------------------
 
     @property
     def client_id(self) -> str:
         """The client identifier in use (assigned by the broker if none was given, MQTT 5)."""
-        return self._client_id
+        return self._supervisor.connect.client_id
 
     @property
     def session_present(self) -> bool:
-        """Whether the broker resumed an existing session at connect."""
+        """Whether the broker resumed an existing session at the latest connect."""
         return self._session_present
 
     @property
     def protocol(self) -> ProtocolVersion:
         """The protocol version spoken."""
-        return self._conn.version
+        return self._supervisor.connect.protocol_version
+
+    @property
+    def state(self) -> ClientState:
+        """Where the client is: connecting, connected, reconnecting or closed."""
+        return self._state
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the client has connected again after losing the connection."""
+        return self._supervisor.reconnects
+
+    def watch_state(self) -> StateWatcher:
+        """The state changes from now on, as an async iterator; use as a ``with`` block::
+
+        with client.watch_state() as changes:
+            async for change in changes:  # Connected, Disconnected, Reconnecting
+                print(change)
+        """
+        watcher = StateWatcher(self._watchers.remove)
+        if self._closed:
+            watcher._end()
+        else:
+            self._watchers.append(watcher)
+        return watcher
+
+    async def wait_connected(self) -> None:
+        """Wait until the client is connected (returns at once if it is).
+
+        Raises:
+            ConnectionLostError: the client stopped reconnecting.
+            trio.ClosedResourceError: the client is closed.
+        """
+        while not self._ready:
+            self._check_open()
+            await self._ready_event.wait()
+        await trio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
         if self._closed:
             raise trio.ClosedResourceError("the client is closed")
-        failure = self._link.failure
-        if failure is not None:
-            raise failure
+
+    def _wake(self) -> None:
+        if self._link is not None:
+            self._link.wake()
+
+    # -- publish --------------------------------------------------------------------------------
 
     async def publish(
         self,
@@ -117,16 +178,21 @@ class MQTTClient:
 
         QoS 0 returns once the packet is handed to the network; QoS 1 waits for PUBACK; QoS 2 for
         PUBCOMP. When the broker's Receive Maximum is reached, QoS 1/2 publishes wait for a free
-        slot first (flow control, never an error). The keyword properties are MQTT 5 only and
-        are merged into ``properties``; MQTT 3.1.1 ignores them.
+        slot first (flow control, never an error). While the connection is down, publishes wait
+        in the offline queue and go out, in call order, after the unacknowledged messages of the
+        session once the client has reconnected; a QoS 1/2 publish interrupted by a connection
+        loss resolves when its resent message is acknowledged. The keyword properties are MQTT 5
+        only and are merged into ``properties``; MQTT 3.1.1 ignores them.
 
-        Always a checkpoint. If cancelled before the PUBLISH is queued, nothing is sent. If
-        cancelled after, the message may still be delivered; its packet identifier stays
+        Always a checkpoint. If cancelled before the PUBLISH is handed to a connection, nothing is
+        sent. If cancelled after, the message may still be delivered; its packet identifier stays
         reserved until the broker completes the flow, so the session is never corrupted.
 
         Raises:
             PublishError: the broker answered with a failure reason code (0x80 or above).
-            ConnectionLostError: the connection ended before the acknowledgement.
+            NotConnectedError: offline, and the offline queue is full or ``offline_timeout``
+                passed.
+            ConnectionLostError: the connection ended and the client is not reconnecting.
             LocalProtocolError: the server's limits forbid it (Maximum QoS, Retain Available,
                 Maximum Packet Size).
             ValueError: an invalid topic name or QoS.
@@ -144,26 +210,79 @@ class MQTTClient:
             changes["user_properties"] = tuple(user_properties)
         if changes:
             properties = attrs.evolve(properties or EMPTY_PROPERTIES, **changes)
-        if properties is None or self._conn.version is ProtocolVersion.V311:
+        if properties is None or self.protocol is ProtocolVersion.V311:
             properties = EMPTY_PROPERTIES
         self._check_open()
+        request = _Request(qos, (topic, data, qos, retain, properties))
         link = self._link
-        conn = self._conn
-        if not qos:
-            conn.publish(topic, data, retain=retain, properties=properties)
-            await link.wait_sent(link.mark())
-            return PublishResult(packet_id=None)
-        while True:
+        if self._ready and not self._queue and link is not None:
+            if not qos:
+                link.conn.publish(topic, data, retain=retain, properties=properties)
+                try:
+                    await link.wait_sent(link.mark())
+                except MQTTError:
+                    if self._supervisor.settings.reconnect is None:
+                        raise
+                    # At most once: lost with the connection; the client reconnects.
+                return PublishResult(packet_id=None)
+            if link.conn.send_quota_available:
+                self._issue(request)
+                return await self._outcome(request)
+        if not self._ready and len(self._queue) >= self._offline_limit:
+            raise NotConnectedError(
+                f"not connected, and the offline queue is full ({self._offline_limit} messages)"
+            )
+        self._queue.append(request)
+        return await self._outcome(request)
+
+    def _issue(self, request: _Request) -> None:
+        """Hand a publish to the current connection (queued, not yet sent)."""
+        assert self._link is not None
+        topic, data, qos, retain, properties = request.args
+        packet_id = self._link.conn.publish(
+            topic, data, qos=qos, retain=retain, properties=properties
+        )
+        if packet_id is None:
+            request.finish()
+        else:
+            self._waiters[packet_id] = request
+        self._link.wake()
+
+    def _pump(self) -> None:
+        """Hand queued publishes to the connection, in order, while its quota allows."""
+        queue = self._queue
+        link = self._link
+        while queue and self._ready and link is not None:
+            if queue[0].qos and not link.conn.send_quota_available:
+                return
+            request = queue.popleft()
             try:
-                packet_id = conn.publish(
-                    topic, data, qos=qos, retain=retain, properties=properties
-                )
-                assert packet_id is not None
-                break
-            except QuotaExceeded:
-                await self._quota.wait()
-                self._check_open()
-        ack = await self._await_ack(packet_id)
+                self._issue(request)
+            except (ValueError, LocalProtocolError) as exc:
+                request.finish(error=exc)
+
+    async def _outcome(self, request: _Request) -> PublishResult:
+        try:
+            if self._offline_timeout is not None and request in self._queue:
+                with trio.move_on_after(self._offline_timeout):
+                    await request.event.wait()
+                if request in self._queue:
+                    self._queue.remove(request)
+                    raise NotConnectedError(
+                        f"not sent within offline_timeout={self._offline_timeout:g}s"
+                    )
+            await request.event.wait()
+        except BaseException:
+            if request in self._queue:
+                self._queue.remove(
+                    request
+                )  # cancelled before it was sent: nothing goes out
+            raise
+        if request.error is not None:
+            raise request.error
+        ack = request.result
+        if ack is None:
+            return PublishResult(packet_id=None)
         assert isinstance(ack, PublishAcknowledged)
         if ack.reason_code.is_failure:
             props = ack.properties
@@ -173,25 +292,28 @@ class MQTTClient:
                 user_properties=props.user_properties,
             )
         return PublishResult(
-            packet_id=packet_id, reason_code=ack.reason_code, properties=ack.properties
+            packet_id=ack.packet_id,
+            reason_code=ack.reason_code,
+            properties=ack.properties,
         )
 
-    async def _await_ack(self, packet_id: int) -> _AckEvent:
-        """Wake the writer for the request just queued under ``packet_id`` and wait for its ack.
-
-        Cancellation only stops the waiting: the packet id stays reserved in the session until
-        the acknowledgement arrives, and the event is then dropped.
-        """
-        waiter = self._waiters[packet_id] = _Waiter()
-        self._link.wake()
+    async def _request(self, queue: Callable[[], int]) -> _AckEvent | None:
+        """Queue a SUBSCRIBE/UNSUBSCRIBE with ``queue()`` and wait for its ack; ``None`` when the
+        connection was lost first (such requests are never resent: the caller asks again)."""
+        request = _Request()
+        packet_id = queue()
+        self._waiters[packet_id] = request
+        self._wake()
         try:
-            await waiter.event.wait()
+            await request.event.wait()
         finally:
-            self._waiters.pop(packet_id, None)
-        if waiter.result is None:
-            self._check_open()
-            raise ConnectionLostError("the connection ended before the acknowledgement")
-        return waiter.result
+            if self._waiters.get(packet_id) is request:
+                del self._waiters[packet_id]
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    # -- subscribe -------------------------------------------------------------------------------
 
     def subscribe(
         self,
@@ -201,13 +323,18 @@ class MQTTClient:
         retain_as_published: bool = False,
         retain_handling: RetainHandling | int = RetainHandling.SEND_ON_SUBSCRIBE,
         buffer_size: int | None = None,
+        manual_ack: bool = False,
     ) -> Subscription:
         """Subscribe to one or more topic filters, as an async context manager and iterator.
 
         ``async with client.subscribe("a/+") as messages:`` sends SUBSCRIBE and waits for SUBACK;
         leaving the block sends UNSUBSCRIBE for the filters no other live subscription uses.
         Every live subscription whose filters match a message's topic receives that message.
-        ``no_local``, ``retain_as_published`` and ``retain_handling`` are MQTT 5 options.
+        The subscription survives reconnects: the client subscribes again when the broker did not
+        keep the session. ``no_local``, ``retain_as_published`` and ``retain_handling`` are MQTT 5
+        options. With ``manual_ack=True``, QoS 1/2 messages are acknowledged to the broker only
+        when the application calls :meth:`Message.ack`, so a crash before that means the broker
+        delivers them again.
 
         Raises (on entering):
             SubscribeError: SUBACK refused at least one filter (``reason_codes`` says which).
@@ -217,7 +344,7 @@ class MQTTClient:
             raise ValueError("subscribe() needs at least one topic filter")
         qos = QoS(qos)
         retain_handling = RetainHandling(retain_handling)
-        v311 = self._conn.version is ProtocolVersion.V311
+        v311 = self.protocol is ProtocolVersion.V311
         if v311 and (no_local or retain_as_published or retain_handling):
             raise ValueError(
                 "no_local, retain_as_published and retain_handling need MQTT 5"
@@ -235,100 +362,161 @@ class MQTTClient:
         return Subscription(
             requests,
             buffer_size=size,
+            manual_ack=manual_ack,
             enter=self._enter_subscription,
             leave=self._leave_subscription,
         )
 
-    async def _enter_subscription(self, subscription: Subscription) -> None:
-        self._check_open()
-        # Routed from now on: retained messages may arrive right after SUBACK, in the same read.
-        self._subscriptions.append(subscription)
+    def _queue_subscribe(self, subscription: Subscription) -> int:
+        assert self._link is not None
         properties = EMPTY_PROPERTIES
         if self._use_ids:
-            self._next_id = self._next_id % 268_435_455 + 1
-            properties = Properties(subscription_identifiers=(self._next_id,))
+            sub_id = subscription._subscription_id
+            properties = Properties(subscription_identifiers=(sub_id,))
+            for request in subscription.requests:
+                self._router.filter_ids[request.topic_filter] = sub_id
+        return self._link.conn.subscribe(subscription.requests, properties)
+
+    async def _subscribe_once(self, subscription: Subscription) -> bool:
+        """SUBSCRIBE and wait for SUBACK; False if the connection was lost first."""
+        ack = await self._request(lambda: self._queue_subscribe(subscription))
+        if ack is None:
+            return False
+        codes = ack.reason_codes if isinstance(ack, SubscribeAcknowledged) else ()
+        if any(c.is_failure for c in codes) or len(codes) != len(subscription.requests):
+            raise SubscribeError(
+                codes,
+                reason_string=ack.properties.reason_string,
+                user_properties=ack.properties.user_properties,
+            )
+        subscription._subscribed = True
+        return True
+
+    async def _enter_subscription(self, subscription: Subscription) -> None:
+        self._check_open()
+        self._next_id = self._next_id % 268_435_455 + 1
+        subscription._subscription_id = self._next_id
+        # Routed from now on: retained messages may arrive right after SUBACK, in the same read.
+        self._router.add(subscription)
         try:
-            packet_id = self._conn.subscribe(subscription.requests, properties)
-            if self._use_ids:
-                for request in subscription.requests:
-                    self._filter_ids[request.topic_filter] = self._next_id
-            ack = await self._await_ack(packet_id)
-            codes = ack.reason_codes if isinstance(ack, SubscribeAcknowledged) else ()
-            if any(code.is_failure for code in codes) or len(codes) != len(
-                subscription.requests
-            ):
-                props = ack.properties
-                raise SubscribeError(
-                    codes,
-                    reason_string=props.reason_string,
-                    user_properties=props.user_properties,
-                )
+            while True:
+                await self.wait_connected()
+                if await self._subscribe_once(subscription):
+                    return
         except BaseException:
-            self._subscriptions.remove(subscription)
+            self._router.subscriptions.remove(subscription)
             subscription._finish(None)
             raise
 
     async def _leave_subscription(self, subscription: Subscription) -> None:
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
+        subscriptions = self._router.subscriptions
+        if subscription in subscriptions:
+            subscriptions.remove(subscription)
         subscription._finish(None)
-        still_used = {f for s in self._subscriptions for f in s.filters}
+        still_used = {f for s in subscriptions for f in s.filters}
         filters = [
             f for f in dict.fromkeys(subscription.filters) if f not in still_used
         ]
-        if not filters or self._closed or self._link.failure is not None:
+        if not filters or self._closed or self._failure is not None:
             await trio.lowlevel.checkpoint()
             return
+        if not self._ready:
+            # Offline: unsubscribe when the session is resumed (a new session has none of them).
+            self._stale_filters.update(filters)
+            await trio.lowlevel.checkpoint()
+            return
+        link = self._link
+        assert link is not None
         with trio.CancelScope(shield=True), trio.move_on_after(5):
-            packet_id = self._conn.unsubscribe(filters)
-            ack = await self._await_ack(packet_id)
+            ack = await self._request(lambda: link.conn.unsubscribe(filters))
             failed = (
                 [c for c in ack.reason_codes if c.is_failure]
                 if isinstance(ack, UnsubscribeAcknowledged)
                 else []
             )
-            if failed:
+            if failed and ack is not None:
                 raise UnsubscribeError(
                     failed[0], reason_string=ack.properties.reason_string
                 )
 
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
-            publish = event.publish
-            message = Message._from_publish(publish)
-            ids = publish.properties.subscription_identifiers
-            for subscription in tuple(self._subscriptions):
-                if self._routes_to(subscription, publish.topic, ids):
-                    await subscription._deliver(message)
-            return
-        if isinstance(event, PublishAcknowledged):
-            self._quota.set()
-            self._quota = trio.Event()
-        if isinstance(event, _AckEvent):
-            waiter = self._waiters.get(event.packet_id)
-            if waiter is not None:
-                waiter.result = event
-                waiter.event.set()
+    # -- the supervisor's side (LinkOwner) ------------------------------------------------------
 
-    def _routes_to(
-        self, subscription: Subscription, topic: str, ids: tuple[int, ...]
-    ) -> bool:
-        if not ids:
-            return subscription._matches(topic)
-        owners = self._filter_ids
-        return any(
-            owners.get(f) in ids and topic_matches(f, topic)
-            for f in subscription.filters
+    def _link_new(self, link: Link, connack: ConnAck) -> None:
+        self._link = link
+        self._session_present = connack.session_present
+        self._router.new_connection(link.conn, connack.session_present)
+        self._use_ids = (
+            link.conn.version is ProtocolVersion.V5
+            and link.conn.server.subscription_identifier_available
         )
 
+    async def _link_up(self, link: Link, connack: ConnAck) -> None:
+        """The link runs: restore the subscriptions a lost session forgot, then open the gate."""
+        if connack.session_present:
+            stale = self._stale_filters - {
+                f for s in self._router.subscriptions for f in s.filters
+            }
+            if stale:
+                link.conn.unsubscribe(sorted(stale))  # its UNSUBACK needs no waiter
+        else:
+            for subscription in list(self._router.subscriptions):
+                if not subscription._subscribed:
+                    continue  # its own subscribe() is still waiting and will ask
+                try:
+                    if not await self._subscribe_once(subscription):
+                        return  # lost again; the supervisor reconnects
+                except SubscribeError as exc:
+                    self._router.subscriptions.remove(subscription)
+                    subscription._finish(exc)
+        self._stale_filters.clear()
+        self._ready = True
+        self._ready_event.set()
+        self._pump()
+
+    def _link_down(self, error: MQTTError | None) -> None:
+        self._ready = False
+        self._ready_event = trio.Event()
+        session = self._supervisor.session
+        for packet_id, request in list(self._waiters.items()):
+            if packet_id not in session.outbound:
+                del self._waiters[packet_id]
+                request.finish()  # a SUBSCRIBE/UNSUBSCRIBE: asked again after reconnecting
+        session.release_requests()
+
+    def _state_changed(self, state: ClientState, change: StateChange | None) -> None:
+        self._state = state
+        if change is not None:
+            for watcher in self._watchers:
+                watcher._push(change)
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            await self._router.route(event.publish)
+            return
+        if isinstance(event, _AckEvent):
+            request = self._waiters.pop(event.packet_id, None)
+            if request is not None:
+                request.finish(event)
+            if isinstance(event, PublishAcknowledged) and self._queue:
+                self._pump()
+
     def _finish(self, error: MQTTError | None) -> None:
-        """The link is over: wake every waiter and end every subscription."""
+        """The client is done for good: fail every waiter and end every subscription."""
         self._closed = True
-        for waiter in self._waiters.values():
-            waiter.event.set()
-        self._quota.set()
-        for subscription in self._subscriptions:
+        self._ready = False
+        if error is not None and self._failure is None:
+            self._failure = error
+        final = error or trio.ClosedResourceError("the client is closed")
+        for request in [*self._waiters.values(), *self._queue]:
+            request.finish(error=final)
+        self._waiters.clear()
+        self._queue.clear()
+        self._ready_event.set()
+        for subscription in self._router.subscriptions:
             subscription._finish(error)
+        self._state_changed(ClientState.CLOSED, None)
+        for watcher in self._watchers:
+            watcher._end()
 
 
 def _drop_none(**values: object) -> dict[str, Any]:
@@ -345,38 +533,9 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return leaves
 
 
-async def _open_stream(
-    endpoint: Endpoint, tls: ssl.SSLContext | None
-) -> trio.abc.Stream:
-    try:
-        if endpoint.tls or tls is not None:
-            context = tls if tls is not None else ssl.create_default_context()
-            stream = await trio.open_ssl_over_tcp_stream(
-                endpoint.host, endpoint.port, ssl_context=context
-            )
-            try:
-                await stream.do_handshake()
-            except BaseException:
-                await trio.aclose_forcefully(
-                    stream
-                )  # never leak the socket of a failed handshake
-                raise
-            return stream
-        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
-    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        cause = (
-            exc.__cause__
-            if isinstance(exc, trio.BrokenResourceError) and exc.__cause__
-            else exc
-        )
-        raise ConnectError(
-            f"could not connect to {endpoint.host}:{endpoint.port}: {cause}"
-        ) from exc
-
-
 @asynccontextmanager
 async def open_client(
-    broker: str | None = None,
+    broker: BrokerSpec | None = None,
     *,
     host: str | None = None,
     port: int | None = None,
@@ -393,31 +552,46 @@ async def open_client(
     receive_maximum: int = 65535,
     max_packet_size: int | None = None,
     buffer_size: int = 1024,
+    reconnect: ReconnectPolicy | None = _DEFAULT_RECONNECT,
+    offline_queue: int = 10_000,
+    offline_timeout: float | None = None,
+    session_store: SessionStore | None = None,
     transport_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
 ) -> AsyncIterator[MQTTClient]:
     """Connect to a broker for the duration of an ``async with`` block.
 
     Args:
-        broker: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``; ``host``/``port``
-            override its parts (``host`` alone is enough).
+        broker: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``, an
+            :class:`Endpoint`, or a list of them tried in turn; ``host``/``port`` override the
+            first one's parts (``host`` alone is enough).
         client_id: the client identifier. ``None``: the broker assigns one (MQTT 5), or a random
-            one is generated (MQTT 3.1.1).
+            one is generated (MQTT 3.1.1). Required with a ``session_store``.
         protocol: ``ProtocolVersion.V5`` (default) or ``ProtocolVersion.V311``.
         username: the user name (overrides the URL's).
         password: the password (overrides the URL's). Never logged or shown in errors.
         keepalive: seconds of silence before a PINGREQ; 0 disables keep alive. A broker that
             does not answer is detected within 1.5 times this. A Server Keep Alive wins.
-        clean_start: start a new session instead of resuming one.
-        session_expiry: seconds the broker keeps the session after disconnect (MQTT 5; in
+        clean_start: start a new session instead of resuming one (first connection only).
+        session_expiry: seconds the broker keeps the session after a disconnect (MQTT 5; in
             3.1.1 any session is kept while ``clean_start`` is false).
         will: the message the broker publishes if this client vanishes without DISCONNECT.
         tls: an SSL context; ``mqtts://`` without one uses ``ssl.create_default_context()``,
             which verifies the certificate and host name.
-        connect_timeout: seconds to wait for the TCP/TLS connection and CONNACK.
-        receive_maximum: how many unacknowledged QoS 1/2 messages the broker may send us.
+        connect_timeout: seconds to wait for each connection attempt, up to CONNACK.
+        receive_maximum: how many unacknowledged QoS 1/2 messages the broker may send us; it
+            also bounds how many of them the subscriptions buffer.
         max_packet_size: the largest packet accepted from the broker (advertised, MQTT 5).
-        buffer_size: default number of messages each subscription buffers before the client
-            stops reading the network (backpressure).
+        buffer_size: default number of QoS 0 messages each subscription buffers before the
+            client stops reading the network (backpressure).
+        reconnect: how to reconnect after losing an established connection (backoff with
+            jitter); ``None`` disables reconnecting: a lost connection then raises.
+        offline_queue: how many publishes may wait while disconnected before ``publish()``
+            raises :class:`NotConnectedError`.
+        offline_timeout: seconds a publish may wait to be sent before it raises
+            :class:`NotConnectedError` (``None``: no limit; the caller's cancel scope still
+            applies).
+        session_store: where the session's in-flight state is kept; a
+            :class:`SQLiteSessionStore` lets a new process finish what a crashed one left.
         transport_factory: opens the byte stream instead of TCP/TLS (tests, custom
             transports); ``broker`` and ``host`` are then optional.
 
@@ -427,110 +601,79 @@ async def open_client(
     Raises:
         ConnectError: no connection could be made (``__cause__`` holds the network error).
         ConnectRefusedError: the broker refused the CONNECT.
-        ConnectionLostError: the connection ended while the block was running.
+        ConnectionLostError: the connection ended while the block was running and the client
+            is not reconnecting (or gave up, or the refusal cannot be fixed by retrying).
         ValueError: invalid arguments.
     """
-    endpoint = Endpoint.from_url(broker) if broker is not None else None
-    if endpoint is None and host is None and transport_factory is not None:
-        endpoint = Endpoint(host="<transport_factory>", port=0)
-    if endpoint is None:
-        if host is None:
-            raise ValueError("give a broker URL or host=")
-        endpoint = Endpoint(
-            host=host, port=port if port is not None else (8883 if tls else 1883)
-        )
-    elif host is not None or port is not None:
-        endpoint = Endpoint(
-            host=host or endpoint.host,
-            port=port or endpoint.port,
-            tls=endpoint.tls,
-            username=endpoint.username,
-            password=endpoint.password,
-        )
-    protocol = ProtocolVersion(protocol)
-    v5 = protocol is ProtocolVersion.V5
-    username = username if username is not None else endpoint.username
-    raw_password = password if password is not None else endpoint.password
-    password_bytes = (
-        raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+    endpoints = resolve_endpoints(
+        broker,
+        host=host,
+        port=port,
+        tls=tls,
+        have_transport=transport_factory is not None,
     )
-    if not 0 <= keepalive <= 65535:
-        raise ValueError("keepalive must be 0..65535 seconds")
-    if client_id is None:
-        client_id = "" if v5 else f"trio-mqtt-{secrets.token_hex(8)}"
-    if will is not None:
-        validate_topic_name(will.topic)
-    if not 1 <= receive_maximum <= 65535:
-        raise ValueError("receive_maximum must be 1..65535")
-    properties = EMPTY_PROPERTIES
-    if v5:
-        properties = Properties(
-            session_expiry_interval=min(math.ceil(session_expiry), 0xFFFFFFFF) or None,
-            receive_maximum=receive_maximum if receive_maximum != 65535 else None,
-            maximum_packet_size=max_packet_size,
-        )
-    connect = Connect(
-        protocol_version=protocol, client_id=client_id, clean_start=clean_start, keep_alive=math.ceil(keepalive),
-        username=username, password=password_bytes, will=will if v5 or will is None else Will(will.topic, will.payload, will.qos, will.retain),
-        properties=properties,
+    protocol = ProtocolVersion(protocol)
+    connect = build_connect(
+        endpoints[0], client_id=client_id, protocol=protocol, username=username,
+        password=password, keepalive=keepalive, clean_start=clean_start,
+        session_expiry=session_expiry, will=will, receive_maximum=receive_maximum,
+        max_packet_size=max_packet_size,
     )  # fmt: skip
-    conn = MQTTConnection(
-        version=protocol,
-        receive_maximum=receive_maximum,
-        max_packet_size=max_packet_size or MAX_PACKET_SIZE,
+    if session_store is not None and not client_id:
+        raise ValueError("a session_store needs a fixed client_id")
+    if offline_queue < 0:
+        raise ValueError("offline_queue must be 0 or more")
+
+    async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
+        if transport_factory is not None:
+            return await transport_factory()
+        return await open_transport(endpoint, tls)
+
+    settings = ConnectionSettings(
+        endpoints=endpoints, connect=connect, open_stream=open_stream,
+        connect_timeout=connect_timeout, receive_maximum=receive_maximum,
+        max_packet_size=max_packet_size, reconnect=reconnect,
+    )  # fmt: skip
+    session = (
+        session_store.load(connect.client_id, protocol)
+        if session_store is not None
+        else SessionState()
+    )
+    client = MQTTClient(
+        buffer_size=buffer_size,
+        offline_queue=offline_queue,
+        offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
+    )
+    supervisor = client._supervisor = Supervisor(
+        settings, session, client, store=session_store
     )
     try:
         async with trio.open_nursery() as nursery:
-            with trio.move_on_after(connect_timeout) as connect_scope:
-                stream = await (
-                    transport_factory()
-                    if transport_factory
-                    else _open_stream(endpoint, tls)
-                )
-                link = Link(stream, conn, lambda event: client._on_event(event))
-                try:
-                    connack = await link.handshake(connect)
-                except BaseException:
-                    with trio.CancelScope(shield=True):
-                        await trio.aclose_forcefully(stream)
-                    raise
-            if connect_scope.cancelled_caught:
-                raise ConnectError(
-                    f"no connection to {endpoint.host}:{endpoint.port} within {connect_timeout:g}s"
-                )
-            if connack.reason_code.is_failure:
-                await trio.aclose_forcefully(stream)
-                props = connack.properties
-                raise ConnectRefusedError(
-                    connack.reason_code,
-                    reason_string=props.reason_string,
-                    server_reference=props.server_reference,
-                )
-            assigned = connack.properties.assigned_client_identifier
-            client = MQTTClient(
-                link,
-                client_id=assigned or client_id,
-                session_present=connack.session_present,
-                buffer_size=buffer_size,
-            )
 
-            async def run_link(
+            async def supervise(
                 *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
             ) -> None:
+                error: MQTTError | None = None
                 try:
-                    await link.run(task_status=task_status)
+                    await supervisor.run(task_status=task_status)
+                except MQTTError as exc:
+                    error = exc
+                    raise
                 finally:
-                    client._finish(link.failure)
+                    client._finish(error)
 
-            await nursery.start(run_link)
+            await nursery.start(supervise)
             try:
                 yield client
             finally:
                 client._closed = True
-                await link.close()
+                await supervisor.close()
     except BaseExceptionGroup as group:
         leaves = _leaves(group)
         if len(leaves) != 1:
             raise
         leaf = leaves[0]
         raise leaf from leaf.__cause__
+    finally:
+        if session_store is not None:
+            session_store.close()

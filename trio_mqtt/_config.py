@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -63,3 +64,37 @@ class Endpoint:
             username=unquote(parts.username) if parts.username is not None else None,
             password=unquote(parts.password) if parts.password is not None else None,
         )
+
+
+@attrs.frozen(kw_only=True)
+class ReconnectPolicy:
+    """How the client reconnects after an established connection is lost.
+
+    Delays grow exponentially with *full jitter* (a random delay between 0 and
+    ``min(max_delay, initial_delay * multiplier ** attempt)``), so a fleet of clients cut off by
+    one broker restart does not come back in lock step.
+
+    Args:
+        initial_delay: the upper bound of the first delay, in seconds.
+        max_delay: the largest delay, in seconds.
+        multiplier: how fast the bound grows per attempt.
+        max_attempts: give up after this many failed attempts in a row (``None``: never).
+        give_up_after: give up when the connection has been down this many seconds (``None``:
+            never).
+        retry_first_connect: also retry the very first connection (wait for the broker to come
+            up) instead of raising :class:`ConnectError` at once.
+    """
+
+    initial_delay: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
+    max_attempts: int | None = None
+    give_up_after: float | None = None
+    retry_first_connect: bool = False
+
+    def delay(self, attempt: int, random: Callable[[], float]) -> float:
+        """The delay before attempt ``attempt`` (1-based); ``random()`` is uniform on [0, 1)."""
+        bound = min(
+            self.max_delay, self.initial_delay * self.multiplier ** min(attempt - 1, 64)
+        )
+        return bound * random()

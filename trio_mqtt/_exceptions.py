@@ -10,11 +10,11 @@
     ├── ConnectError                no MQTT connection could be established (__cause__ holds the OS error)
     │   └── ConnectRefusedError     CONNACK carried a failure reason code
     ├── ConnectionLostError         an established connection ended
-    ├── NegativeAckError            the broker answered an operation with a failure reason code
-    │   ├── PublishError            PUBACK / PUBREC >= 0x80
-    │   ├── SubscribeError          SUBACK with a failure code for at least one filter
-    │   └── UnsubscribeError        UNSUBACK >= 0x80
-    └── SessionLostError            the broker did not keep the session while QoS >= 1 work was in flight
+    ├── NotConnectedError           offline, and the offline queue is full or its timeout passed
+    └── NegativeAckError            the broker answered an operation with a failure reason code
+        ├── PublishError            PUBACK / PUBREC >= 0x80
+        ├── SubscribeError          SUBACK with a failure code for at least one filter
+        └── UnsubscribeError        UNSUBACK >= 0x80
 
 Argument validation raises :class:`ValueError` or :class:`TypeError`, never an :class:`MQTTError`.
 Every exception is copyable and picklable, and no message ever includes a credential.
@@ -162,6 +162,11 @@ class ConnectionLostError(MQTTError):
         self.server_reference = server_reference
 
 
+class NotConnectedError(MQTTError):
+    """Raised by an operation that could not wait for the connection to come back: the offline
+    queue was full, or ``offline_timeout`` passed before it could be sent."""
+
+
 class NegativeAckError(MQTTError):
     """Raised when the broker answered an operation with a failure reason code (0x80 or above).
 
@@ -224,7 +229,3 @@ class UnsubscribeError(NegativeAckError):
     """Raised when UNSUBACK carries a failure reason code."""
 
     operation = "unsubscribe"
-
-
-class SessionLostError(MQTTError):
-    """Raised for QoS >= 1 work whose outcome is unknown because the broker did not keep the session."""

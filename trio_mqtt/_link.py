@@ -53,8 +53,11 @@ class Link:
         stream: trio.abc.Stream,
         conn: MQTTConnection,
         on_event: Callable[[Event], Awaitable[None]],
+        *,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self.stream = stream
+        self._before_send = before_send
         self.conn = conn
         self._on_event = on_event
         self._wake = trio.Event()
@@ -186,12 +189,16 @@ class Link:
     async def _writer(self) -> None:
         conn = self.conn
         send_all = self.stream.send_all
+        if conn.has_data_to_send:
+            self._wake.set()  # what CONNACK queued: the resent session [MQTT-4.4.0-1]
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
             target = self._queued
             data = conn.data_to_send(now=trio.current_time())
             if data:
+                if self._before_send is not None:
+                    self._before_send()  # a durable session is on disk before the wire sees it
                 await send_all(data)
             self._sent = target
             self._sent_event.set()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import final
+from typing import Protocol, final
 
 import attrs
 
 from ._enums import QoS, ReasonCode
 from ._sansio._packets import Publish
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
+
+
+class _Acknowledger(Protocol):
+    def ack(self) -> None: ...
 
 
 @final
@@ -29,16 +33,38 @@ class Message:
     qos: QoS
     retain: bool = False
     properties: Properties = EMPTY_PROPERTIES
+    _acknowledger: _Acknowledger | None = attrs.field(
+        default=None, eq=False, repr=False, alias="_acknowledger"
+    )
 
     @classmethod
-    def _from_publish(cls, publish: Publish) -> Message:
+    def _from_publish(
+        cls, publish: Publish, acknowledger: _Acknowledger | None = None
+    ) -> Message:
         return cls(
             topic=publish.topic,
             payload=publish.payload,
             qos=publish.qos,
             retain=publish.retain,
             properties=publish.properties,
+            _acknowledger=acknowledger,
         )
+
+    def ack(self) -> None:
+        """Acknowledge this message to the broker (PUBACK for QoS 1, PUBREC for QoS 2).
+
+        Only needed on a subscription opened with ``manual_ack=True``; elsewhere the client
+        acknowledges each message when the application receives it, and this does nothing.
+        Synchronous: it only queues the packet, which leaves after the acknowledgements of every
+        message that arrived earlier (the spec's order, [MQTT-4.6.0-2], [MQTT-4.6.0-3]). A QoS 0
+        message has nothing to acknowledge; repeated calls do nothing.
+
+        If the connection dropped since the message arrived, the acknowledgement is sent on the
+        resumed connection; the broker's redelivery of the same message is not handed to the
+        application again.
+        """
+        if self._acknowledger is not None:
+            self._acknowledger.ack()
 
 
 @final

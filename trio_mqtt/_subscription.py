@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import final
+from typing import Protocol, final
 
 import attrs
 import trio
@@ -30,14 +31,23 @@ class SubscriptionStatistics:
     delivered: int
 
 
+class _Handle(Protocol):
+    def ack(self) -> None: ...
+
+
 @final
 class Subscription(trio.abc.ReceiveChannel[Message]):
     """The messages matching one subscription's topic filters, in arrival order.
 
     Use it as an async context manager (SUBSCRIBE on entry, UNSUBSCRIBE on exit) and iterate it.
-    Its buffer is bounded: when it is full the client stops reading from the network until the
-    application catches up (backpressure; nothing is dropped). Don't create it directly: call
-    :meth:`MQTTClient.subscribe`.
+
+    Buffering. QoS 1 and 2 messages are acknowledged to the broker only when the application
+    receives them (or, with ``manual_ack=True``, when it calls :meth:`Message.ack`), so the
+    broker never has more of them outstanding than the client's Receive Maximum: they are always
+    buffered, and the network reader never waits for a slow consumer on their account. QoS 0
+    messages have no such flow control: at most ``buffer_size`` of them are buffered, then the
+    client stops reading the network until the application catches up (backpressure; nothing is
+    dropped). Don't create it directly: call :meth:`MQTTClient.subscribe`.
     """
 
     def __init__(
@@ -45,17 +55,25 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         requests: tuple[SubscriptionRequest, ...],
         *,
         buffer_size: int,
+        manual_ack: bool = False,
         enter: Callable[[Subscription], Awaitable[None]],
         leave: Callable[[Subscription], Awaitable[None]],
     ) -> None:
         self.requests = requests
+        self.manual_ack = manual_ack
         self._buffer_size = buffer_size
-        self._send, self._receive = trio.open_memory_channel[Message](buffer_size)
+        self._buffer: deque[tuple[Message, _Handle | None]] = deque()
+        self._qos0 = 0  # QoS 0 messages in the buffer
+        self._receivers = trio.lowlevel.ParkingLot()
+        self._senders = trio.lowlevel.ParkingLot()
         self._enter = enter
         self._leave = leave
         self._error: BaseException | None = None
         self._entered = False
         self._closed = False
+        self._ended = False
+        self._subscribed = False  # SUBACK arrived: restore it after a session loss
+        self._subscription_id = 0  # its MQTT 5 subscription identifier
         self._delivered = 0
 
     @property
@@ -85,44 +103,74 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         """Wait for the next message. A checkpoint.
 
         Raises:
-            ConnectionLostError: the connection ended (after the buffered messages were received).
+            ConnectionLostError: the client stopped for good (after the buffered messages were
+                received).
             trio.ClosedResourceError: the subscription was closed.
             trio.EndOfChannel: the client was closed (ends ``async for``).
         """
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            if self._error is not None:
-                raise self._error from None
-            raise
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._buffer:
+            self._check_readable()
+            await self._receivers.park()
+        message = self._take()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
 
     def receive_nowait(self) -> Message:
         """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none."""
-        try:
-            return self._receive.receive_nowait()
-        except trio.EndOfChannel:
+        if not self._buffer:
+            self._check_readable()
+            raise trio.WouldBlock
+        return self._take()
+
+    def _check_readable(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the subscription is closed")
+        if self._ended:
             if self._error is not None:
-                raise self._error from None
-            raise
+                raise self._error
+            raise trio.EndOfChannel
+
+    def _take(self) -> Message:
+        message, handle = self._buffer.popleft()
+        if message.qos == 0:
+            self._qos0 -= 1
+            self._senders.unpark()
+        elif handle is not None and not self.manual_ack:
+            handle.ack()  # handed over: now the broker may count it as delivered
+        return message
 
     async def aclose(self) -> None:
         """Unsubscribe (filters no other live subscription uses) and close. Idempotent.
 
-        The UNSUBSCRIBE exchange is shielded from cancellation for at most a few seconds.
+        Messages still buffered are acknowledged and dropped. The UNSUBSCRIBE exchange is
+        shielded from cancellation for at most a few seconds.
         """
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        self._receive.close()
+        self._drop_buffered()
+        self._receivers.unpark_all()
+        self._senders.unpark_all()
         if self._entered:
             await self._leave(self)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _drop_buffered(self) -> None:
+        # The application will never see these: acknowledge them, or they would hold the
+        # broker's send quota (its view of our Receive Maximum) for the rest of the connection.
+        while self._buffer:
+            _, handle = self._buffer.popleft()
+            if handle is not None:
+                handle.ack()
+        self._qos0 = 0
 
     def statistics(self) -> SubscriptionStatistics:
         """Buffer occupancy and delivery count."""
-        stats = self._receive.statistics()
         return SubscriptionStatistics(
-            buffered=stats.current_buffer_used,
+            buffered=len(self._buffer),
             buffer_size=self._buffer_size,
             delivered=self._delivered,
         )
@@ -132,14 +180,31 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     def _matches(self, topic: str) -> bool:
         return any(topic_matches(r.topic_filter, topic) for r in self.requests)
 
+    def _deliver_nowait(self, message: Message, handle: _Handle | None) -> None:
+        """Buffer a QoS 1/2 message (bounded by the Receive Maximum, never waits)."""
+        if self._closed or self._ended:
+            if handle is not None:
+                handle.ack()
+            return
+        self._buffer.append((message, handle))
+        self._delivered += 1
+        self._receivers.unpark()
+
     async def _deliver(self, message: Message) -> None:
-        try:
-            await self._send.send(message)
-            self._delivered += 1
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # closed by the application meanwhile: the message is not for it any more
+        """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
+        while self._qos0 >= self._buffer_size and not (self._closed or self._ended):
+            await self._senders.park()
+        if self._closed or self._ended:
+            return  # closed by the application meanwhile: the message is not for it any more
+        self._buffer.append((message, None))
+        self._qos0 += 1
+        self._delivered += 1
+        self._receivers.unpark()
 
     def _finish(self, error: BaseException | None) -> None:
+        """The client is done: end iteration after the buffered messages."""
         if self._error is None:
             self._error = error
-        self._send.close()
+        self._ended = True
+        self._receivers.unpark_all()
+        self._senders.unpark_all()

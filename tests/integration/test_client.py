@@ -216,7 +216,7 @@ async def test_will_on_vanish_not_on_disconnect(
 
             with pytest.raises(ConnectionLostError):
                 async with trio_mqtt.open_client(
-                    mosquitto.url, protocol=version, will=will
+                    mosquitto.url, protocol=version, will=will, reconnect=None
                 ) as doomed:
                     await trio.aclose_forcefully(
                         doomed._link.stream
@@ -414,9 +414,8 @@ async def test_user_exception_leaves_the_block_bare(mosquitto: Mosquitto) -> Non
                 trio_mqtt.open_client(mosquitto.url) as client,
                 client.subscribe("boom/#"),
             ):
-                assert (
-                    count_tasks(root) == before + 4
-                )  # the client's nursery task, reader, writer, keepalive
+                # the supervisor, the link's runner, its reader, writer and keepalive
+                assert count_tasks(root) == before + 5
                 raise Boom
     assert count_tasks(root) == before  # no task left behind
 
@@ -444,7 +443,7 @@ async def test_invalid_topic_raises_value_error_and_leaks_no_packet_id(
             ):
                 with pytest.raises(ValueError, match=fragment):
                     await client.publish(topic, b"x", qos=qos)
-            assert len(client._conn.session.packet_ids) == 0
+            assert len(client._supervisor.session.packet_ids) == 0
             result = await client.publish(
                 "ok", b"x", qos=qos
             )  # the client is still usable

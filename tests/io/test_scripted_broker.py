@@ -47,7 +47,9 @@ async def _accept(broker: ScriptedBroker, connack: bytes = wire.connack()) -> Co
 async def scripted_client(
     broker: ScriptedBroker, script: Callable[[], Awaitable[None]], **options: Any
 ) -> AsyncIterator[trio_mqtt.MQTTClient]:
-    """Run ``script`` as the broker, then connect a client to it."""
+    """Run ``script`` as the broker, then connect a client to it (one connection: no
+    reconnecting unless the test asks)."""
+    options.setdefault("reconnect", None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(script)
         async with trio_mqtt.open_client(
@@ -171,7 +173,7 @@ async def test_silent_broker_detected_within_one_and_a_half_keepalives(
         nursery.start_soon(script)
         with pytest.raises(ConnectionLostError, match="did not answer PINGREQ"):
             async with trio_mqtt.open_client(
-                transport_factory=broker.factory, keepalive=10
+                transport_factory=broker.factory, keepalive=10, reconnect=None
             ):
                 await trio.sleep_forever()
         nursery.cancel_scope.cancel()
@@ -320,7 +322,9 @@ async def test_puback_for_unknown_packet_id_is_a_protocol_error(
         with pytest.raises(
             RemoteProtocolError, match="PUBACK for packet id 4242"
         ) as info:
-            async with trio_mqtt.open_client(transport_factory=broker.factory):
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, reconnect=None
+            ):
                 await trio.sleep_forever()
     assert info.value.reason_code is ReasonCode.PROTOCOL_ERROR
     assert not isinstance(info.value, BaseExceptionGroup)
@@ -336,7 +340,9 @@ async def test_broker_disconnect_surfaces_with_reason(broker: ScriptedBroker) ->
     async with trio.open_nursery() as nursery:
         nursery.start_soon(script)
         with pytest.raises(ConnectionLostError) as info:
-            async with trio_mqtt.open_client(transport_factory=broker.factory):
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, reconnect=None
+            ):
                 await trio.sleep_forever()
     assert info.value.reason_code is ReasonCode.SERVER_SHUTTING_DOWN
     assert "maintenance" in str(info.value)
@@ -364,6 +370,6 @@ async def test_cancelled_publish_keeps_the_session_consistent(
         result = await client.publish("t", b"2", qos=1)
         assert result.reason_code is ReasonCode.SUCCESS
         assert (
-            len(client._conn.session.packet_ids) == 0
+            len(client._supervisor.session.packet_ids) == 0
         )  # both ids released by their PUBACKs
         assert client._waiters == {}

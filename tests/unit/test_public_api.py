@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import types
 
 import pytest
 
@@ -15,9 +16,11 @@ EXPECTED = {
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "Endpoint", "LocalProtocolError",
     "MQTTClient", "MQTTError", "MalformedPacketError", "Message", "NegativeAckError", "PayloadFormat",
     "Properties", "ProtocolError", "ProtocolVersion", "PublishError", "PublishResult", "QoS",
-    "ReasonCode", "RemoteProtocolError", "RetainHandling", "SessionLostError", "SubscribeError",
+    "ReasonCode", "RemoteProtocolError", "RetainHandling", "SubscribeError",
     "Subscription", "SubscriptionStatistics", "UnsubscribeError", "Will", "__version__",
-    "open_client", "topic_matches",
+    "open_client", "topic_matches", "ReconnectPolicy", "ClientState", "Connected",
+    "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
+    "SessionStore", "MemorySessionStore", "SQLiteSessionStore",
 }  # fmt: skip
 
 
@@ -28,6 +31,9 @@ def test_all_is_the_reviewed_list() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED - {"__version__"}))
 def test_public_objects_live_in_the_namespace(name: str) -> None:
     obj = getattr(trio_mqtt, name)
+    if isinstance(obj, types.UnionType):  # a type alias: its members must be public
+        assert all(arg.__module__ == "trio_mqtt" for arg in obj.__args__)
+        return
     assert obj.__module__ == "trio_mqtt"
     assert obj.__doc__, f"{name} has no docstring"
 

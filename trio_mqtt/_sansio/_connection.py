@@ -16,6 +16,7 @@ exception propagates ([MQTT-4.13.1-1]); the I/O layer sends it and closes.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -131,9 +132,14 @@ class MQTTConnection:
         self._out: list[bytes] = []
         self._last_sent = 0.0
         self._pong_deadline: float | None = None
-        self._inflight = (
-            0  # outbound QoS 1/2 flows counted against the server's Receive Maximum
-        )
+        # Outbound QoS 1/2 flows counted against the server's Receive Maximum, and the session's
+        # flows still to be (re)sent once the quota allows, in order ([MQTT-4.9.0-2]).
+        self._inflight = 0
+        self._backlog: deque[int] = deque()
+        self._resend_dup = True
+        # Inbound QoS 1/2 messages handed to the client, awaiting acknowledge(), in arrival order:
+        # packet id -> [qos, acknowledged]. Acks leave in this order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
+        self._unacked: dict[int, list[int]] = {}
         self._inbound_aliases: dict[int, str] = {}
         self._v5 = version is ProtocolVersion.V5
 
@@ -152,8 +158,6 @@ class MQTTConnection:
             raise ValueError(
                 "the CONNECT's protocol version differs from the connection's"
             )
-        if packet.clean_start:
-            self.session.clear()
         self.keep_alive = float(packet.keep_alive)
         self._send(packet)
         self._last_sent = now
@@ -168,7 +172,7 @@ class MQTTConnection:
     @property
     def send_quota_available(self) -> bool:
         """Whether another QoS 1/2 PUBLISH may be sent now (Receive Maximum, section 4.9)."""
-        return self._inflight < self.server.receive_maximum
+        return not self._backlog and self._inflight < self.server.receive_maximum
 
     def publish(
         self,
@@ -208,7 +212,7 @@ class MQTTConnection:
             self._check_size(data)
             self._out.append(data)
             return None
-        if self._inflight >= server.receive_maximum:
+        if self._backlog or self._inflight >= server.receive_maximum:
             raise QuotaExceeded
         packet_id, packet = self._queue_with_packet_id(
             lambda pid: Publish(
@@ -221,9 +225,30 @@ class MQTTConnection:
             )
         )
         assert isinstance(packet, Publish)
-        self.session.outbound[packet_id] = packet
+        self.session.store_outbound(packet_id, packet)
         self._inflight += 1
         return packet_id
+
+    def acknowledge(self, packet_id: int) -> None:
+        """The application has taken the inbound QoS 1/2 message ``packet_id``: queue its PUBACK or
+        PUBREC, after those of every message that arrived before it ([MQTT-4.6.0-2],
+        [MQTT-4.6.0-3]). Unknown or repeated ids are ignored (an ack for an earlier connection)."""
+        entry = self._unacked.get(packet_id)
+        if entry is None or self.state is not ConnectionState.CONNECTED:
+            return
+        entry[1] = 1
+        unacked = self._unacked
+        while unacked:
+            first = next(iter(unacked))
+            qos, done = unacked[first]
+            if not done:
+                break
+            del unacked[first]
+            if qos == 1:
+                self._send(PubAck(packet_id=first))  # [MQTT-4.3.2-4]
+            else:
+                self.session.add_inbound(first)  # stored before PUBREC leaves
+                self._send(PubRec(packet_id=first))  # [MQTT-4.3.3-9]
 
     def _queue_with_packet_id(
         self, make: Callable[[int], Packet]
@@ -367,11 +392,39 @@ class MQTTConnection:
         self.server = ServerLimits.from_connack(packet.properties)
         if self.server.server_keep_alive is not None:
             self.keep_alive = float(self.server.server_keep_alive)  # [MQTT-3.2.2-21]
+        events: list[Event] = [ConnectionAccepted(packet)]
+        session = self.session
         if not packet.session_present:
-            # Section 4.1: the server kept no session, so no inbound QoS 2 flow of ours is open there.
-            self.session.inbound_qos2.clear()
+            # Section 4.1: the server kept no session, so no inbound QoS 2 flow is open there, and
+            # a PUBREL awaiting PUBCOMP is moot: PUBREC already told us the server owns it.
+            for packet_id in list(session.inbound_qos2):
+                session.discard_inbound(packet_id)
+            for packet_id, stored in list(session.outbound.items()):
+                if isinstance(stored, PubRel):
+                    session.finish_outbound(packet_id)
+                    events.append(PublishAcknowledged(packet_id, ReasonCode.SUCCESS))
         self._inflight = 0
-        return [ConnectionAccepted(packet)]
+        # [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP=1, [MQTT-3.3.1-1]) and PUBREL in their
+        # original order, before anything new. Without a session the PUBLISHes go again as new
+        # messages under their ids: the application's publish() is still waiting for them.
+        self._backlog = deque(session.outbound)
+        self._resend_dup = packet.session_present
+        self._resend()
+        return events
+
+    def _resend(self) -> None:
+        backlog = self._backlog
+        session = self.session
+        dup = self._resend_dup
+        while backlog and self._inflight < self.server.receive_maximum:
+            packet_id = backlog.popleft()
+            stored = session.outbound.get(packet_id)
+            if stored is None:
+                continue
+            if isinstance(stored, Publish) and stored.dup is not dup:
+                stored = attrs.evolve(stored, dup=dup)
+            self._send(stored)
+            self._inflight += 1
 
     def _on_publish(self, packet: Publish, now: float) -> list[Event]:
         alias = packet.properties.topic_alias
@@ -395,25 +448,31 @@ class MQTTConnection:
             return [MessageReceived(packet)]
         packet_id = packet.packet_id
         assert packet_id is not None
-        if qos == 1:
-            self._send(PubAck(packet_id=packet_id))  # [MQTT-4.3.2-4]
-            return [MessageReceived(packet)]
-        inbound = self.session.inbound_qos2
-        self._send(PubRec(packet_id=packet_id))  # [MQTT-4.3.3-9]
-        if packet_id in inbound:
-            return []  # a redelivery of a message already handed over: not again ([MQTT-4.3.3-10] receiver side)
-        if len(inbound) >= self.receive_maximum:
+        unacked = self._unacked
+        if packet_id in unacked:
+            if unacked[packet_id][0] == qos == 2:
+                return []  # a QoS 2 resend before we acknowledged: ours is still on its way
             raise RemoteProtocolError(
-                "more unacknowledged QoS 2 messages than our Receive Maximum",
+                f"PUBLISH reused packet id {packet_id} before we acknowledged it"
+            )  # [MQTT-2.2.1-3] on the sender's side
+        if qos == 2 and packet_id in self.session.inbound_qos2:
+            # A redelivery of a message already handed over: PUBREC again, never the message
+            # again ([MQTT-4.3.3-9]: the receiver must not deliver it twice).
+            self._send(PubRec(packet_id=packet_id))
+            return []
+        if len(unacked) + len(self.session.inbound_qos2) >= self.receive_maximum:
+            raise RemoteProtocolError(
+                "more unacknowledged QoS 1/2 messages than our Receive Maximum",
                 reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
             )  # [MQTT-3.3.4-9]
-        inbound.add(packet_id)
+        unacked[packet_id] = [qos, 0]
         return [MessageReceived(packet)]
 
     def _finish_outbound(self, packet_id: int) -> None:
-        del self.session.outbound[packet_id]
-        self.session.packet_ids.release(packet_id)
+        self.session.finish_outbound(packet_id)
         self._inflight -= 1
+        if self._backlog:
+            self._resend()
 
     def _on_puback(self, packet: PubAck, now: float) -> list[Event]:
         stored = self.session.outbound.get(packet.packet_id)
@@ -445,14 +504,14 @@ class MQTTConnection:
             ]
         pubrel = PubRel(packet_id=packet_id)
         # Keep send order: the PUBREL replaces the PUBLISH in place ([MQTT-4.3.3-3]).
-        self.session.outbound[packet_id] = pubrel
+        self.session.store_outbound(packet_id, pubrel)
         self._send(pubrel)
         return []
 
     def _on_pubrel(self, packet: PubRel, now: float) -> list[Event]:
         packet_id = packet.packet_id
         if packet_id in self.session.inbound_qos2:
-            self.session.inbound_qos2.discard(packet_id)
+            self.session.discard_inbound(packet_id)
             self._send(PubComp(packet_id=packet_id))  # [MQTT-4.3.3-11]
         else:
             code = (

@@ -2,11 +2,19 @@
 
 The outbound side keeps every QoS 1/2 PUBLISH until its final acknowledgement, and every PUBREL
 until PUBCOMP, in the order they were sent, so that a resumed session resends them in order
-([MQTT-4.4.0-1]). The inbound side keeps the QoS 2 packet ids received but not yet released, so a
-redelivered QoS 2 message is not handed to the application twice ([MQTT-4.3.3-9]).
+([MQTT-4.4.0-1]). The inbound side keeps the QoS 2 packet ids whose PUBREC was sent but whose PUBREL
+has not arrived, so a redelivered QoS 2 message is not handed to the application twice
+([MQTT-4.3.3-9]).
+
+Every change goes through a method, and each method tells the optional :class:`SessionJournal`,
+which is how a durable store (``trio_mqtt.SQLiteSessionStore``) follows the session without this
+layer doing any I/O.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
 
 import attrs
 
@@ -35,6 +43,10 @@ class PacketIdAllocator:
         self._next = candidate % 65535 + 1
         return candidate
 
+    def reserve(self, packet_id: int) -> None:
+        """Mark an id in use that was allocated by an earlier process (a restored session)."""
+        self._in_use.add(packet_id)
+
     def release(self, packet_id: int) -> None:
         self._in_use.discard(packet_id)
 
@@ -45,18 +57,85 @@ class PacketIdAllocator:
         return len(self._in_use)
 
 
+class SessionJournal(Protocol):
+    """Told of every change to a :class:`SessionState`, in order (a durable store implements it)."""
+
+    def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
+        """A PUBLISH was stored, or its PUBREL replaced it (same position in send order)."""
+
+    def outbound_removed(self, packet_id: int) -> None:
+        """The flow of ``packet_id`` ended."""
+
+    def inbound_added(self, packet_id: int) -> None:
+        """PUBREC is about to be sent for an inbound QoS 2 message."""
+
+    def inbound_removed(self, packet_id: int) -> None:
+        """PUBREL arrived for an inbound QoS 2 message."""
+
+    def cleared(self) -> None:
+        """The whole session was discarded."""
+
+
 @attrs.define(eq=False)
 class SessionState:
     """Everything of a session that outlives one network connection."""
 
     #: Outbound QoS 1/2 PUBLISH awaiting PUBACK/PUBREC, or PUBREL awaiting PUBCOMP, in send order.
     outbound: dict[int, Publish | PubRel] = attrs.field(factory=dict)
-    #: Inbound QoS 2 packet ids delivered to the application and awaiting PUBREL.
+    #: Inbound QoS 2 packet ids whose PUBREC was sent and whose PUBREL has not arrived.
     inbound_qos2: set[int] = attrs.field(factory=set)
     packet_ids: PacketIdAllocator = attrs.field(factory=PacketIdAllocator)
+    journal: SessionJournal | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        outbound: Iterable[tuple[int, Publish | PubRel]],
+        inbound_qos2: Iterable[int],
+    ) -> SessionState:
+        """Rebuild a session saved by an earlier process: ``outbound`` in send order."""
+        state = cls()
+        for packet_id, packet in outbound:
+            state.outbound[packet_id] = packet
+            state.packet_ids.reserve(packet_id)
+        state.inbound_qos2.update(inbound_qos2)
+        return state
+
+    def store_outbound(self, packet_id: int, packet: Publish | PubRel) -> None:
+        """Store a sent PUBLISH, or replace it in place by its PUBREL ([MQTT-4.3.3-3])."""
+        self.outbound[packet_id] = packet
+        if self.journal is not None:
+            self.journal.outbound_stored(packet_id, packet)
+
+    def finish_outbound(self, packet_id: int) -> None:
+        """The flow ended: forget the packet and free its id."""
+        del self.outbound[packet_id]
+        self.packet_ids.release(packet_id)
+        if self.journal is not None:
+            self.journal.outbound_removed(packet_id)
+
+    def add_inbound(self, packet_id: int) -> None:
+        self.inbound_qos2.add(packet_id)
+        if self.journal is not None:
+            self.journal.inbound_added(packet_id)
+
+    def discard_inbound(self, packet_id: int) -> None:
+        if packet_id in self.inbound_qos2:
+            self.inbound_qos2.discard(packet_id)
+            if self.journal is not None:
+                self.journal.inbound_removed(packet_id)
+
+    def release_requests(self) -> None:
+        """Free the ids of SUBSCRIBE/UNSUBSCRIBE requests that died with their connection
+        (they are never resent; the client asks again)."""
+        for packet_id in list(self.packet_ids._in_use):
+            if packet_id not in self.outbound:
+                self.packet_ids.release(packet_id)
 
     def clear(self) -> None:
-        """Forget everything (clean start, or the broker did not keep the session)."""
+        """Forget everything (the session was discarded)."""
         self.outbound.clear()
         self.inbound_qos2.clear()
         self.packet_ids = PacketIdAllocator()
+        if self.journal is not None:
+            self.journal.cleared()

@@ -1,0 +1,105 @@
+"""open_client()'s arguments turned into validated values: endpoints and the CONNECT packet."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import ssl
+from collections.abc import Sequence
+
+from ._config import Endpoint
+from ._enums import ProtocolVersion
+from ._sansio._packets import Connect, Will
+from ._sansio._properties import EMPTY_PROPERTIES, Properties
+from ._topics import validate_topic_name
+
+BrokerSpec = str | Endpoint | Sequence[str | Endpoint]
+
+
+def resolve_endpoints(
+    broker: BrokerSpec | None,
+    *,
+    host: str | None,
+    port: int | None,
+    tls: ssl.SSLContext | None,
+    have_transport: bool,
+) -> list[Endpoint]:
+    """The endpoints to try, in order. ``host``/``port`` override the first one's parts.
+
+    Raises:
+        ValueError: no broker given, or an invalid URL.
+    """
+    if isinstance(broker, str | Endpoint):
+        broker = [broker]
+    endpoints = [
+        b if isinstance(b, Endpoint) else Endpoint.from_url(b) for b in broker or ()
+    ]
+    if not endpoints:
+        if host is None:
+            if not have_transport:
+                raise ValueError("give a broker URL or host=")
+            return [Endpoint(host="<transport_factory>", port=0)]
+        default = 8883 if tls is not None else 1883
+        return [Endpoint(host=host, port=port if port is not None else default)]
+    if host is not None or port is not None:
+        first = endpoints[0]
+        endpoints[0] = Endpoint(
+            host=host or first.host,
+            port=port or first.port,
+            tls=first.tls,
+            username=first.username,
+            password=first.password,
+        )
+    return endpoints
+
+
+def build_connect(
+    endpoint: Endpoint,
+    *,
+    client_id: str | None,
+    protocol: ProtocolVersion,
+    username: str | None,
+    password: str | bytes | None,
+    keepalive: float,
+    clean_start: bool,
+    session_expiry: float,
+    will: Will | None,
+    receive_maximum: int,
+    max_packet_size: int | None,
+) -> Connect:
+    """The CONNECT packet every connection attempt sends (credentials from the URL unless given).
+
+    Raises:
+        ValueError: an argument out of range.
+    """
+    v5 = protocol is ProtocolVersion.V5
+    username = username if username is not None else endpoint.username
+    raw = password if password is not None else endpoint.password
+    password_bytes = raw.encode("utf-8") if isinstance(raw, str) else raw
+    if not 0 <= keepalive <= 65535:
+        raise ValueError("keepalive must be 0..65535 seconds")
+    if not 1 <= receive_maximum <= 65535:
+        raise ValueError("receive_maximum must be 1..65535")
+    if client_id is None:
+        client_id = "" if v5 else f"trio-mqtt-{secrets.token_hex(8)}"
+    if will is not None:
+        validate_topic_name(will.topic)
+        if not v5:
+            will = Will(will.topic, will.payload, will.qos, will.retain)
+    properties = EMPTY_PROPERTIES
+    if v5:
+        properties = Properties(
+            session_expiry_interval=min(math.ceil(session_expiry), 0xFFFFFFFF) or None,
+            receive_maximum=receive_maximum if receive_maximum != 65535 else None,
+            maximum_packet_size=max_packet_size,
+        )
+    return Connect(
+        protocol_version=protocol,
+        client_id=client_id,
+        clean_start=clean_start,
+        keep_alive=math.ceil(keepalive),
+        username=username,
+        password=password_bytes,
+        will=will,
+        properties=properties,
+    )

@@ -1,0 +1,178 @@
+"""Router: inbound messages to subscriptions, and their acknowledgements back to the broker.
+
+A QoS 1/2 message becomes one :class:`_Delivery`, shared by every subscription it is routed to;
+each subscription gets a :class:`_Handle` on it. The PUBACK/PUBREC is queued when every handle is
+acknowledged: by the subscription when the application receives the message, or by
+:meth:`Message.ack` with ``manual_ack``. The Receive Maximum we advertise therefore bounds how many
+such messages are buffered, and the reader never waits for a slow consumer on their account.
+
+Deliveries outlive their connection. One still unacknowledged when the link drops stays in
+``held``; when the resumed session redelivers it (same packet id, DUP=1, [MQTT-4.4.0-1]), the
+redelivery is not handed to the application again: the delivery is re-bound to the new connection
+and its acknowledgement leaves there. That is what keeps QoS 2 exactly-once across reconnects
+even for messages still sitting in a subscription's buffer.
+
+Orphans. A resumed session's queue arrives right after CONNACK, before the application (a new
+process, say) has opened the subscription it is for. A QoS 1/2 message whose topic matches no
+filter this client has subscribed to is therefore held, unacknowledged, and handed to the first
+subscription that matches it; if none ever does, it is redelivered to the next connection of the
+session. Holding is bounded (``ORPHAN_LIMIT``, and never more than half our Receive Maximum):
+beyond that the oldest orphan is acknowledged and dropped, with a warning. A message matching a
+filter this client unsubscribed from is acknowledged at once (in flight when we unsubscribed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from ._message import Message
+from ._sansio._connection import ConnectionState, MQTTConnection
+from ._sansio._packets import Publish
+from ._subscription import Subscription
+from ._topics import topic_matches
+
+log = logging.getLogger("trio_mqtt")
+
+#: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
+ORPHAN_LIMIT = 1000
+
+
+class _Delivery:
+    __slots__ = ("conn", "packet_id", "pending", "router")
+
+    def __init__(
+        self, router: Router, conn: MQTTConnection, packet_id: int, pending: int
+    ) -> None:
+        self.router = router
+        self.conn = conn
+        self.packet_id = packet_id
+        self.pending = pending
+
+    def release(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.router._acknowledge(self)
+
+
+class _Handle:
+    __slots__ = ("delivery", "done")
+
+    def __init__(self, delivery: _Delivery) -> None:
+        self.delivery = delivery
+        self.done = False
+
+    def ack(self) -> None:
+        if not self.done:
+            self.done = True
+            self.delivery.release()
+
+
+class Router:
+    """Routes inbound PUBLISHes of one client to its subscriptions."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.subscriptions: list[Subscription] = []
+        #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
+        self.filter_ids: dict[str, int] = {}
+        self.held: dict[int, _Delivery] = {}
+        #: Every filter subscribed to in this process: a message matching none is an orphan.
+        self.known: set[str] = set()
+        self.orphans: deque[tuple[Publish, _Delivery]] = deque()
+        self.conn: MQTTConnection | None = None
+        self._wake = wake
+
+    def new_connection(self, conn: MQTTConnection, session_present: bool) -> None:
+        """A new connection is up; without the session, no redelivery will come."""
+        self.conn = conn
+        if not session_present:
+            self.held.clear()
+
+    def _acknowledge(self, delivery: _Delivery) -> None:
+        conn = delivery.conn
+        if conn is self.conn and conn.state is ConnectionState.CONNECTED:
+            conn.acknowledge(delivery.packet_id)
+            self._wake()
+            if self.held.get(delivery.packet_id) is delivery:
+                del self.held[delivery.packet_id]
+        # else: acknowledged while offline; sent when the resumed session redelivers it.
+
+    def routes_to(self, subscription: Subscription, publish: Publish) -> bool:
+        ids = publish.properties.subscription_identifiers
+        if not ids:
+            return subscription._matches(publish.topic)
+        owners = self.filter_ids
+        return any(
+            owners.get(f) in ids and topic_matches(f, publish.topic)
+            for f in subscription.filters
+        )
+
+    async def route(self, publish: Publish) -> None:
+        """Hand one inbound message to every subscription it is for."""
+        targets = [s for s in self.subscriptions if self.routes_to(s, publish)]
+        if not targets and publish.properties.subscription_identifiers:
+            # identifiers of an earlier process's subscriptions (a resumed session's queue)
+            targets = [s for s in self.subscriptions if s._matches(publish.topic)]
+        if not publish.qos:
+            message = Message._from_publish(publish)
+            for subscription in targets:
+                await subscription._deliver(message)
+            return
+        conn = self.conn
+        assert conn is not None
+        packet_id = publish.packet_id
+        assert packet_id is not None
+        held = self.held.get(packet_id)
+        if held is not None:
+            if publish.dup:
+                # The resumed session's redelivery of a message the application already has.
+                held.conn = conn
+                if held.pending == 0:
+                    self._acknowledge(held)
+                return
+            del self.held[packet_id]  # not a redelivery: the old one is moot
+        delivery = _Delivery(self, conn, packet_id, len(targets) or 1)
+        if not targets:
+            if any(topic_matches(f, publish.topic) for f in self.known):
+                delivery.release()  # in flight when we unsubscribed: acknowledge it
+            else:
+                self._hold_orphan(publish, delivery)
+            return
+        self.held[packet_id] = delivery
+        for subscription in targets:
+            handle = _Handle(delivery)
+            message = Message._from_publish(
+                publish, handle if subscription.manual_ack else None
+            )
+            subscription._deliver_nowait(message, handle)
+
+    def _hold_orphan(self, publish: Publish, delivery: _Delivery) -> None:
+        self.held[delivery.packet_id] = delivery
+        self.orphans.append((publish, delivery))
+        conn = delivery.conn
+        if len(self.orphans) > max(1, min(ORPHAN_LIMIT, conn.receive_maximum // 2)):
+            old, dropped = self.orphans.popleft()
+            log.warning(
+                "no subscription for a queued message on %r: acknowledged and dropped",
+                old.topic,
+            )
+            dropped.release()
+
+    def add(self, subscription: Subscription) -> None:
+        """Route to ``subscription`` from now on; first hand it the orphans it matches."""
+        self.subscriptions.append(subscription)
+        self.known.update(subscription.filters)
+        if not self.orphans:
+            return
+        kept: deque[tuple[Publish, _Delivery]] = deque()
+        for publish, delivery in self.orphans:
+            if not subscription._matches(publish.topic):
+                kept.append((publish, delivery))
+                continue
+            handle = _Handle(delivery)
+            message = Message._from_publish(
+                publish, handle if subscription.manual_ack else None
+            )
+            subscription._deliver_nowait(message, handle)
+        self.orphans = kept

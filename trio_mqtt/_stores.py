@@ -1,0 +1,206 @@
+"""Session stores: where a session's in-flight state lives, so it can outlive a client or process.
+
+A store follows every change of the session as a :class:`SessionJournal` and is asked to
+:meth:`SessionStore.flush` before each write to the network, so that nothing is ever sent that the
+store has not recorded (a PUBLISH) and no PUBREC leaves before its packet id is recorded.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import sqlite3
+from collections.abc import Iterable
+
+from ._enums import ProtocolVersion
+from ._sansio._codec import decode_packet, encode_packet
+from ._sansio._packets import Publish, PubRel
+from ._sansio._session import SessionState
+
+_Outbound = list[tuple[int, Publish | PubRel]]
+
+
+class SessionStore(abc.ABC):
+    """Keeps one client's session: outbound QoS 1/2 messages and PUBRELs awaiting their final
+    acknowledgement, in send order, and inbound QoS 2 packet ids awaiting PUBREL.
+
+    A store is bound to one client identifier by :meth:`load`; the client then reports every
+    change through the journal methods and calls :meth:`flush` before sending. The methods are
+    synchronous and are called from the event loop: keep them short.
+    """
+
+    def load(self, client_id: str, protocol: ProtocolVersion) -> SessionState:
+        """Bind to ``client_id`` and return its saved session (empty if none)."""
+        self._client_id = client_id
+        self._protocol = protocol
+        outbound, inbound = self._load()
+        state = SessionState.restore(outbound, inbound)
+        state.journal = self
+        return state
+
+    @abc.abstractmethod
+    def _load(self) -> tuple[_Outbound, Iterable[int]]: ...
+
+    @abc.abstractmethod
+    def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
+        """A PUBLISH was stored, or its PUBREL replaced it (keeping its place in send order)."""
+
+    @abc.abstractmethod
+    def outbound_removed(self, packet_id: int) -> None:
+        """The flow of ``packet_id`` ended."""
+
+    @abc.abstractmethod
+    def inbound_added(self, packet_id: int) -> None:
+        """A PUBREC is about to be sent for inbound QoS 2 ``packet_id``."""
+
+    @abc.abstractmethod
+    def inbound_removed(self, packet_id: int) -> None:
+        """PUBREL arrived for inbound QoS 2 ``packet_id``."""
+
+    @abc.abstractmethod
+    def cleared(self) -> None:
+        """The session was discarded."""
+
+    def flush(self) -> None:  # noqa: B027 (optional hook)
+        """Make every change so far durable; called before each write to the network."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release resources; the client calls it when it closes."""
+
+
+class MemorySessionStore(SessionStore):
+    """Keeps sessions in this process, so a later ``open_client`` with the same client id and
+    store resumes them (the broker's session too, with ``clean_start=False``)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, tuple[dict[int, Publish | PubRel], set[int]]] = {}
+
+    def _current(self) -> tuple[dict[int, Publish | PubRel], set[int]]:
+        return self._sessions.setdefault(self._client_id, ({}, set()))
+
+    def _load(self) -> tuple[_Outbound, Iterable[int]]:
+        outbound, inbound = self._current()
+        return list(outbound.items()), set(inbound)
+
+    def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
+        self._current()[0][packet_id] = packet
+
+    def outbound_removed(self, packet_id: int) -> None:
+        self._current()[0].pop(packet_id, None)
+
+    def inbound_added(self, packet_id: int) -> None:
+        self._current()[1].add(packet_id)
+
+    def inbound_removed(self, packet_id: int) -> None:
+        self._current()[1].discard(packet_id)
+
+    def cleared(self) -> None:
+        self._sessions.pop(self._client_id, None)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbound (
+    client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    protocol INTEGER NOT NULL, packet BLOB NOT NULL, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE IF NOT EXISTS inbound (
+    client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+"""
+
+
+class SQLiteSessionStore(SessionStore):
+    """Keeps sessions in an SQLite file (standard library ``sqlite3``), so that a new process
+    with the same client id and file finishes what a crashed one left: unacknowledged QoS 1/2
+    messages are resent, pending PUBRELs completed, and inbound QoS 2 messages not delivered twice.
+
+    Changes are committed once per network write, before it (write-ahead log). With
+    ``durable=False`` (the default) a commit survives a crash of the process but not necessarily
+    of the machine; ``durable=True`` also waits for the disk (``synchronous=FULL``), which costs an
+    fsync per write batch.
+
+    Args:
+        path: the database file; created if missing. One file may hold many client ids.
+        durable: survive power loss too, at the cost of an fsync per write batch.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self._in_transaction = False
+        self._seq = 0
+
+    def __repr__(self) -> str:
+        return f"<SQLiteSessionStore {self.path!r}>"
+
+    def _write(self, sql: str, *args: object) -> None:
+        if not self._in_transaction:
+            self._db.execute("BEGIN")
+            self._in_transaction = True
+        self._db.execute(sql, (self._client_id, *args))
+
+    def _load(self) -> tuple[_Outbound, Iterable[int]]:
+        rows = self._db.execute(
+            "SELECT packet_id, protocol, packet, seq FROM outbound WHERE client_id = ? ORDER BY seq",
+            (self._client_id,),
+        ).fetchall()
+        outbound: _Outbound = []
+        for packet_id, protocol, data, seq in rows:
+            packet = decode_packet(data, ProtocolVersion(protocol))
+            assert isinstance(packet, Publish | PubRel)
+            outbound.append((packet_id, packet))
+            self._seq = max(self._seq, seq)
+        inbound = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT packet_id FROM inbound WHERE client_id = ?", (self._client_id,)
+            )
+        ]
+        return outbound, inbound
+
+    def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
+        data = encode_packet(packet, self._protocol)
+        if isinstance(
+            packet, PubRel
+        ):  # replaces its PUBLISH, keeping the place in order
+            self._write(
+                "UPDATE outbound SET packet = ?3 WHERE client_id = ?1 AND packet_id = ?2",
+                packet_id,
+                data,
+            )
+            return
+        self._seq += 1
+        self._write(
+            "INSERT OR REPLACE INTO outbound VALUES (?, ?, ?, ?, ?)",
+            packet_id,
+            self._seq,
+            int(self._protocol),
+            data,
+        )
+
+    def outbound_removed(self, packet_id: int) -> None:
+        self._write(
+            "DELETE FROM outbound WHERE client_id = ? AND packet_id = ?", packet_id
+        )
+
+    def inbound_added(self, packet_id: int) -> None:
+        self._write("INSERT OR IGNORE INTO inbound VALUES (?, ?)", packet_id)
+
+    def inbound_removed(self, packet_id: int) -> None:
+        self._write(
+            "DELETE FROM inbound WHERE client_id = ? AND packet_id = ?", packet_id
+        )
+
+    def cleared(self) -> None:
+        self._write("DELETE FROM outbound WHERE client_id = ?")
+        self._write("DELETE FROM inbound WHERE client_id = ?")
+
+    def flush(self) -> None:
+        if self._in_transaction:
+            self._db.execute("COMMIT")
+            self._in_transaction = False
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
