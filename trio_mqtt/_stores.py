@@ -51,7 +51,7 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def inbound_added(self, packet_id: int) -> None:
-        """A PUBREC is about to be sent for inbound QoS 2 ``packet_id``."""
+        """The application took inbound QoS 2 message ``packet_id``; its PUBREC follows."""
 
     @abc.abstractmethod
     def inbound_removed(self, packet_id: int) -> None:
@@ -118,7 +118,9 @@ class SQLiteSessionStore(SessionStore):
     fsync per write batch.
 
     Args:
-        path: the database file; created if missing. One file may hold many client ids.
+        path: the database file; created if missing. It may hold the sessions of many client
+            ids, but serves one live client at a time: a second store writing to the same file
+            concurrently waits for the first one's lock and then fails.
         durable: survive power loss too, at the cost of an fsync per write batch.
     """
 

@@ -237,6 +237,11 @@ class MQTTConnection:
         if entry is None or self.state is not ConnectionState.CONNECTED:
             return
         entry[1] = 1
+        if entry[0] == 2:
+            # The application has it: from now on a redelivery is answered with PUBREC, never
+            # handed over again ([MQTT-4.3.3-9]), even if the connection drops before the PUBREC
+            # (held back until those of earlier messages are due) is sent. Stored first.
+            self.session.add_inbound(packet_id)
         unacked = self._unacked
         while unacked:
             first = next(iter(unacked))
@@ -247,7 +252,6 @@ class MQTTConnection:
             if qos == 1:
                 self._send(PubAck(packet_id=first))  # [MQTT-4.3.2-4]
             else:
-                self.session.add_inbound(first)  # stored before PUBREC leaves
                 self._send(PubRec(packet_id=first))  # [MQTT-4.3.3-9]
 
     def _queue_with_packet_id(
@@ -460,7 +464,14 @@ class MQTTConnection:
             # again ([MQTT-4.3.3-9]: the receiver must not deliver it twice).
             self._send(PubRec(packet_id=packet_id))
             return []
-        if len(unacked) + len(self.session.inbound_qos2) >= self.receive_maximum:
+        inbound = self.session.inbound_qos2
+        if (
+            len(unacked) + len(inbound) >= self.receive_maximum
+            and (
+                len(unacked) + sum(1 for p in inbound if p not in unacked)
+                >= self.receive_maximum  # an acknowledged QoS 2 id waiting for its PUBREC is in both
+            )
+        ):
             raise RemoteProtocolError(
                 "more unacknowledged QoS 1/2 messages than our Receive Maximum",
                 reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,

@@ -67,7 +67,7 @@ class SessionJournal(Protocol):
         """The flow of ``packet_id`` ended."""
 
     def inbound_added(self, packet_id: int) -> None:
-        """PUBREC is about to be sent for an inbound QoS 2 message."""
+        """The application took inbound QoS 2 message ``packet_id``; its PUBREC follows."""
 
     def inbound_removed(self, packet_id: int) -> None:
         """PUBREL arrived for an inbound QoS 2 message."""
@@ -82,7 +82,7 @@ class SessionState:
 
     #: Outbound QoS 1/2 PUBLISH awaiting PUBACK/PUBREC, or PUBREL awaiting PUBCOMP, in send order.
     outbound: dict[int, Publish | PubRel] = attrs.field(factory=dict)
-    #: Inbound QoS 2 packet ids whose PUBREC was sent and whose PUBREL has not arrived.
+    #: Inbound QoS 2 packet ids handed to the application (PUBREC due or sent), awaiting PUBREL.
     inbound_qos2: set[int] = attrs.field(factory=set)
     packet_ids: PacketIdAllocator = attrs.field(factory=PacketIdAllocator)
     journal: SessionJournal | None = None

@@ -1,0 +1,289 @@
+"""The session machine across connections (sans I/O): resume order, DUP, PUBREL, a lost session,
+the server's Receive Maximum, acknowledgement order, inbound QoS 2 exactly-once; the reconnect
+policy, Server Reference parsing, and the SQLite session store."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from trio_mqtt import (
+    Endpoint,
+    ProtocolVersion,
+    ReasonCode,
+    ReconnectPolicy,
+    SQLiteSessionStore,
+)
+from trio_mqtt._sansio._codec import PacketReader, encode_packet
+from trio_mqtt._sansio._connection import MQTTConnection, QuotaExceeded
+from trio_mqtt._sansio._events import MessageReceived, PublishAcknowledged
+from trio_mqtt._sansio._packets import (
+    ConnAck,
+    Connect,
+    Packet,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+)
+from trio_mqtt._sansio._properties import Properties
+from trio_mqtt._sansio._session import SessionState
+from trio_mqtt._supervisor import parse_server_reference
+
+V5, V311 = ProtocolVersion.V5, ProtocolVersion.V311
+VERSIONS = [V5, V311]
+
+
+def connected(
+    session: SessionState,
+    version: ProtocolVersion = V5,
+    *,
+    present: bool = True,
+    server_receive_maximum: int | None = None,
+    receive_maximum: int = 65535,
+) -> tuple[MQTTConnection, list[Packet]]:
+    """A connection of ``session`` after CONNACK, and what it sent right after CONNACK."""
+    conn = MQTTConnection(
+        version=version, session=session, receive_maximum=receive_maximum
+    )
+    conn.connect(
+        Connect(protocol_version=version, client_id="c", clean_start=False), now=0
+    )
+    conn.data_to_send(now=0)  # the CONNECT
+    props = Properties(receive_maximum=server_receive_maximum)
+    connack = ConnAck(
+        session_present=present, properties=props if version is V5 else Properties()
+    )
+    conn.receive_data(encode_packet(connack, version), now=0)
+    return conn, sent(conn)
+
+
+def sent(conn: MQTTConnection) -> list[Packet]:
+    return PacketReader(version=conn.version).feed(conn.data_to_send(now=0))
+
+
+def feed(conn: MQTTConnection, *packets: Packet) -> list[object]:
+    data = b"".join(encode_packet(p, conn.version) for p in packets)
+    return list(conn.receive_data(data, now=0))
+
+
+def publish(
+    n: int, qos: int, packet_id: int | None = None, dup: bool = False
+) -> Publish:
+    return Publish(topic="t", payload=b"%d" % n, qos=qos, packet_id=packet_id, dup=dup)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_resume_resends_in_original_order_publish_with_dup_and_pubrel(
+    version: ProtocolVersion,
+) -> None:
+    """[MQTT-4.4.0-1] unacknowledged PUBLISH (DUP=1, [MQTT-3.3.1-1]) and PUBREL are resent in
+    their original order, before anything new."""
+    session = SessionState()
+    conn, _ = connected(session, version, present=False)
+    ids = [
+        conn.publish("t", b"%d" % n, qos=1 + n % 2) for n in range(4)
+    ]  # QoS 1, 2, 1, 2
+    assert [p.dup for p in sent(conn)] == [False] * 4
+    feed(conn, PubRec(packet_id=ids[1]))  # the first QoS 2 moves on to PUBREL
+    assert sent(conn) == [PubRel(packet_id=ids[1])]
+
+    again, resent = connected(session, version, present=True)
+    assert [(type(p).__name__, p.packet_id) for p in resent] == [
+        ("Publish", ids[0]),
+        ("PubRel", ids[1]),
+        ("Publish", ids[2]),
+        ("Publish", ids[3]),
+    ]
+    assert all(p.dup for p in resent if isinstance(p, Publish))
+    assert [p.payload for p in resent if isinstance(p, Publish)] == [b"0", b"2", b"3"]
+    # the flows finish on the new connection
+    events = feed(again, PubAck(packet_id=ids[0]), PubComp(packet_id=ids[1]))
+    assert [e.packet_id for e in events if isinstance(e, PublishAcknowledged)] == ids[
+        :2
+    ]
+    assert list(session.outbound) == ids[2:]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_lost_session_resends_publishes_as_new_and_ends_pubrel_flows(
+    version: ProtocolVersion,
+) -> None:
+    """Section 4.1: without a session the server owns a message it PUBRECed already; unfinished
+    PUBLISHes go again as new messages (DUP=0); inbound QoS 2 state is void."""
+    session = SessionState()
+    conn, _ = connected(session, version, present=False)
+    first, second = (conn.publish("t", b"x", qos=2) for _ in range(2))
+    feed(conn, PubRec(packet_id=first))
+    feed(conn, publish(9, 2, packet_id=77))
+    conn.acknowledge(77)
+    assert session.inbound_qos2 == {77}
+
+    conn2 = MQTTConnection(version=version, session=session)
+    conn2.connect(Connect(protocol_version=version, client_id="c"), now=0)
+    conn2.data_to_send(now=0)
+    events = feed(conn2, ConnAck(session_present=False))
+    assert PublishAcknowledged(first, ReasonCode.SUCCESS) in events
+    resent = sent(conn2)
+    assert resent == [
+        Publish(topic="t", payload=b"x", qos=2, packet_id=second, dup=False)
+    ]
+    assert session.inbound_qos2 == set()
+
+
+def test_resend_respects_the_server_receive_maximum_and_new_publishes_wait() -> None:
+    """[MQTT-4.9.0-2] never more unacknowledged QoS 1/2 PUBLISHes than the server's Receive
+    Maximum; new publishes wait until the resent backlog is through."""
+    session = SessionState()
+    conn, _ = connected(session, present=False)
+    ids = [conn.publish("t", b"%d" % n, qos=1) for n in range(3)]
+    again, resent = connected(session, present=True, server_receive_maximum=2)
+    assert [p.packet_id for p in resent] == ids[:2]
+    assert not again.send_quota_available
+    with pytest.raises(QuotaExceeded):
+        again.publish("t", b"new", qos=1)
+    feed(again, PubAck(packet_id=ids[0]))
+    assert [p.packet_id for p in sent(again)] == [ids[2]]  # the backlog first
+    assert not again.send_quota_available
+    feed(again, PubAck(packet_id=ids[1]))
+    assert again.send_quota_available
+    new = again.publish("t", b"new", qos=1)
+    assert new not in ids[1:]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_acknowledgements_leave_in_arrival_order(version: ProtocolVersion) -> None:
+    """[MQTT-4.6.0-2] PUBACKs and [MQTT-4.6.0-3] PUBRECs in the order the PUBLISHes arrived, even
+    when the application acknowledges out of order (manual ack)."""
+    conn, _ = connected(SessionState(), version, present=False)
+    events = feed(conn, publish(1, 1, 1), publish(2, 2, 2), publish(3, 1, 3))
+    assert [type(e) for e in events] == [MessageReceived] * 3
+    conn.acknowledge(3)
+    conn.acknowledge(2)
+    assert sent(conn) == []
+    conn.acknowledge(1)
+    assert sent(conn) == [PubAck(packet_id=1), PubRec(packet_id=2), PubAck(packet_id=3)]
+    conn.acknowledge(1)  # repeated: ignored
+    assert sent(conn) == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_acknowledged_qos2_is_never_delivered_again_even_before_its_pubrec_left(
+    version: ProtocolVersion,
+) -> None:
+    """[MQTT-4.3.3-9] A QoS 2 message the application has is not handed over again when the
+    connection drops while its PUBREC waits behind an earlier message's ack (found by the chaos
+    run: 52 duplicates in 5,000 before the fix)."""
+    session = SessionState()
+    conn, _ = connected(session, version, present=False)
+    feed(conn, publish(1, 1, 1), publish(2, 2, 2))
+    conn.acknowledge(2)  # held back: message 1 is not acknowledged yet
+    assert sent(conn) == []
+    # the connection drops; the resumed session redelivers both
+    again, _ = connected(session, version, present=True)
+    events = feed(again, publish(1, 1, 1, dup=True), publish(2, 2, 2, dup=True))
+    assert [e.publish.payload for e in events if isinstance(e, MessageReceived)] == [
+        b"1"
+    ]
+    assert sent(again) == [PubRec(packet_id=2)]
+    feed(again, PubRel(packet_id=2))
+    assert sent(again) == [PubComp(packet_id=2)]
+    # the id is free again: a new message under it is a new message
+    events = feed(again, publish(3, 2, 2))
+    assert [e.publish.payload for e in events if isinstance(e, MessageReceived)] == [
+        b"3"
+    ]
+
+
+def test_receive_maximum_counts_an_acknowledged_qos2_message_once() -> None:
+    """[MQTT-3.3.4-9] counts unacknowledged messages; one acknowledged but still waiting for its
+    PUBREC to leave is one message, not two."""
+    conn, _ = connected(SessionState(), present=False, receive_maximum=2)
+    feed(conn, publish(1, 1, 1), publish(2, 2, 2))
+    conn.acknowledge(2)
+    with pytest.raises(Exception, match="Receive Maximum"):
+        feed(conn, publish(3, 1, 3))
+    conn2, _ = connected(SessionState(), present=False, receive_maximum=3)
+    feed(conn2, publish(1, 1, 1), publish(2, 2, 2))
+    conn2.acknowledge(2)
+    assert len(feed(conn2, publish(3, 1, 3))) == 1
+
+
+def test_reconnect_policy_full_jitter_bounds() -> None:
+    policy = ReconnectPolicy(initial_delay=0.5, max_delay=10, multiplier=3)
+    top = 1 - 1e-12
+    assert [round(policy.delay(a, lambda: top), 6) for a in range(1, 6)] == [
+        0.5, 1.5, 4.5, 10.0, 10.0,
+    ]  # fmt: skip
+    assert policy.delay(3, lambda: 0.0) == 0.0
+    assert policy.delay(10_000, lambda: top) == pytest.approx(10)  # no overflow
+    rng = random.Random(1)
+    delays = [policy.delay(4, rng.random) for _ in range(1000)]
+    assert 0 <= min(delays) < 1  # spread over the whole range
+    assert 9 < max(delays) <= 10
+    with pytest.raises(ValueError):
+        ReconnectPolicy(multiplier=0.5)
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("other.example", ("other.example", 8883)),
+        ("other.example:1884", ("other.example", 1884)),
+        ("[::1]:1999 backup:1", ("::1", 1999)),
+        ("[::1]", ("::1", 8883)),
+        ("", None),
+        ("host:notaport", None),
+        ("host:70000", None),
+    ],
+)
+def test_server_reference(reference: str, expected: tuple[str, int] | None) -> None:
+    """Section 4.11: the first of a space-separated list; the transport (TLS here) is kept."""
+    current = Endpoint.from_url("mqtts://broker.example")
+    got = parse_server_reference(reference, current)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert (got.host, got.port, got.tls) == (*expected, True)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_sqlite_store_round_trip(tmp_path: Path, version: ProtocolVersion) -> None:
+    """What a process leaves in the store, the next one resumes: order, PUBREL in place of its
+    PUBLISH, inbound QoS 2 ids, reserved packet ids; other client ids are untouched."""
+    path = tmp_path / "session.db"
+    store = SQLiteSessionStore(path)
+    session = store.load("c", version)
+    conn, _ = connected(session, version, present=False)
+    ids = [conn.publish("t", b"%d" % n, qos=1 + n % 2) for n in range(4)]
+    feed(conn, PubAck(packet_id=ids[0]), PubRec(packet_id=ids[1]))
+    feed(conn, publish(5, 2, 40))
+    conn.acknowledge(40)
+    conn.data_to_send(now=0)
+    store.flush()  # what the client does before each network write
+    conn.publish("t", b"never flushed", qos=1)
+    store._db.close()  # the process dies: no flush, the open transaction is lost
+
+    restored = SQLiteSessionStore(path)
+    state = restored.load("c", version)
+    assert list(state.outbound) == ids[1:]
+    assert state.outbound[ids[1]] == PubRel(packet_id=ids[1])
+    assert [p.payload for p in state.outbound.values() if isinstance(p, Publish)] == [
+        b"2",
+        b"3",
+    ]
+    assert state.inbound_qos2 == {40}
+    assert all(state.packet_ids.in_use(i) for i in ids[1:])
+    _, resent = connected(state, version, present=True)
+    assert [p.packet_id for p in resent] == ids[1:]
+    restored.close()
+
+    elsewhere = SQLiteSessionStore(
+        path
+    )  # another client id in the same file: its own session
+    assert elsewhere.load("someone-else", version).outbound == {}
+    elsewhere.close()
