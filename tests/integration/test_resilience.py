@@ -3,6 +3,7 @@ fault-injecting proxy of tests/proxy.py."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from trio_mqtt import (
     Disconnected,
     NotConnectedError,
     ProtocolVersion,
+    ReasonCode,
     ReconnectPolicy,
     StateChange,
     StateWatcher,
@@ -369,3 +371,67 @@ async def test_manual_ack(mosquitto: Mosquitto, version: ProtocolVersion) -> Non
                     payloads.append(message.payload)
                     message.ack()
     assert payloads == [b"2", b"3", b"sentinel"]
+
+
+@asynccontextmanager
+async def redirecting_server(
+    reference: str, *, after_connect: bool
+) -> AsyncIterator[str]:
+    """A TCP server that answers CONNECT with CONNACK 0x9D (server moved) and a Server Reference,
+    or, ``after_connect``, accepts and answers the first request with DISCONNECT 0x9C (use
+    another server)."""
+    from trio_mqtt.lowlevel import (
+        ConnAck,
+        Disconnect,
+        PacketReader,
+        Properties,
+        encode_packet,
+    )
+
+    async def handle(stream: trio.SocketStream) -> None:
+        reader = PacketReader()
+        while not reader.feed(await stream.receive_some()):
+            pass  # until the CONNECT is complete
+        props = Properties(server_reference=reference)
+        if after_connect:
+            await stream.send_all(encode_packet(ConnAck()))
+            while not reader.feed(await stream.receive_some()):
+                pass  # until the client's first request (its SUBSCRIBE)
+            packet = Disconnect(
+                reason_code=ReasonCode.USE_ANOTHER_SERVER, properties=props
+            )
+        else:
+            packet = ConnAck(reason_code=ReasonCode.SERVER_MOVED, properties=props)
+        await stream.send_all(encode_packet(packet))
+        await stream.receive_some()  # the client closes
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handle, 0, host="127.0.0.1")
+        )
+        yield f"mqtt://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("after_connect", [False, True], ids=["connack", "disconnect"])
+async def test_server_reference_is_followed(
+    mosquitto: Mosquitto, after_connect: bool
+) -> None:
+    """MQTT 5 redirection (section 4.11): CONNACK 0x9D or DISCONNECT 0x9C with a Server
+    Reference sends the client to the referenced server, at once."""
+    topic = unique("moved")
+    with trio.fail_after(10):
+        async with (
+            redirecting_server(f"127.0.0.1:{mosquitto.port}", after_connect=after_connect) as url,
+            trio_mqtt.open_client(url, reconnect=FAST) as client,
+        ):  # fmt: skip
+            with client.watch_state() as changes:
+                # after_connect: SUBSCRIBE is answered by DISCONNECT; asked again at Mosquitto
+                async with client.subscribe(topic, qos=1) as messages:
+                    if after_connect:
+                        change = await next_change(changes, Connected)
+                        assert isinstance(change, Connected)
+                        assert change.endpoint.port == mosquitto.port
+                    await client.publish(topic, b"here", qos=1)
+                    assert (await messages.receive()).payload == b"here"
+            assert client._supervisor.endpoint.port == mosquitto.port
