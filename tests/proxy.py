@@ -117,6 +117,10 @@ class Proxy:
     ) -> None:
         with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self._pump(source, sink, upward)
+        if self._up_blocked if upward else self._down_blocked:
+            # A black hole swallows the close too: the other side must find out by itself
+            # (keep alive), and only cut() ends the connection.
+            await trio.sleep_forever()
         # one side closed: the whole connection goes
         trio.lowlevel.current_task().parent_nursery.cancel_scope.cancel()  # type: ignore[union-attr]
 
