@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._client import MQTTClient as MQTTClient, open_client as open_client
+from ._client import MQTTClient as MQTTClient
 from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
 from ._enums import (
     PayloadFormat as PayloadFormat,
@@ -27,6 +27,7 @@ from ._exceptions import (
     UnsubscribeError as UnsubscribeError,
 )
 from ._message import Message as Message, PublishResult as PublishResult
+from ._open import open_client as open_client
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
 from ._status import (

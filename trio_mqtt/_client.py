@@ -1,18 +1,15 @@
-"""MQTTClient and open_client(): validation and delegation; the protocol lives in _sansio, the
+"""MQTTClient: validation and delegation; the protocol lives in _sansio, the
 connection's life in _supervisor, inbound routing in _router."""
 
 from __future__ import annotations
 
-import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 import attrs
 import trio
 
-from ._config import Endpoint, ReconnectPolicy
 from ._enums import ProtocolVersion, QoS, RetainHandling
 from ._exceptions import (
     LocalProtocolError,
@@ -24,7 +21,6 @@ from ._exceptions import (
 )
 from ._link import Link
 from ._message import PublishResult
-from ._options import BrokerSpec, build_connect, resolve_endpoints
 from ._router import Router
 from ._sansio._events import (
     Event,
@@ -33,18 +29,14 @@ from ._sansio._events import (
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
-from ._sansio._packets import ConnAck, SubscriptionRequest, Will
+from ._sansio._packets import ConnAck, SubscriptionRequest
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
-from ._sansio._session import SessionState
 from ._status import ClientState, StateChange, StateWatcher
-from ._stores import SessionStore
 from ._subscription import Subscription
-from ._supervisor import ConnectionSettings, Supervisor
+from ._supervisor import Supervisor
 from ._topics import validate_topic_filter
-from ._transports import open_transport
 
 _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
-_DEFAULT_RECONNECT = ReconnectPolicy()
 
 
 class _Request:
@@ -521,159 +513,3 @@ class MQTTClient:
 
 def _drop_none(**values: object) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves += _leaves(exc)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    return leaves
-
-
-@asynccontextmanager
-async def open_client(
-    broker: BrokerSpec | None = None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    client_id: str | None = None,
-    protocol: ProtocolVersion = ProtocolVersion.V5,
-    username: str | None = None,
-    password: str | bytes | None = None,
-    keepalive: float = 60.0,
-    clean_start: bool = True,
-    session_expiry: float = 0.0,
-    will: Will | None = None,
-    tls: ssl.SSLContext | None = None,
-    connect_timeout: float = 10.0,
-    receive_maximum: int = 65535,
-    max_packet_size: int | None = None,
-    buffer_size: int = 1024,
-    reconnect: ReconnectPolicy | None = _DEFAULT_RECONNECT,
-    offline_queue: int = 10_000,
-    offline_timeout: float | None = None,
-    session_store: SessionStore | None = None,
-    transport_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
-) -> AsyncIterator[MQTTClient]:
-    """Connect to a broker for the duration of an ``async with`` block.
-
-    Args:
-        broker: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``, an
-            :class:`Endpoint`, or a list of them tried in turn; ``host``/``port`` override the
-            first one's parts (``host`` alone is enough).
-        client_id: the client identifier. ``None``: the broker assigns one (MQTT 5), or a random
-            one is generated (MQTT 3.1.1). Required with a ``session_store``.
-        protocol: ``ProtocolVersion.V5`` (default) or ``ProtocolVersion.V311``.
-        username: the user name (overrides the URL's).
-        password: the password (overrides the URL's). Never logged or shown in errors.
-        keepalive: seconds of silence before a PINGREQ; 0 disables keep alive. A broker that
-            does not answer is detected within 1.5 times this. A Server Keep Alive wins.
-        clean_start: start a new session instead of resuming one (first connection only).
-        session_expiry: seconds the broker keeps the session after a disconnect (MQTT 5; in
-            3.1.1 any session is kept while ``clean_start`` is false).
-        will: the message the broker publishes if this client vanishes without DISCONNECT.
-        tls: an SSL context; ``mqtts://`` without one uses ``ssl.create_default_context()``,
-            which verifies the certificate and host name.
-        connect_timeout: seconds to wait for each connection attempt, up to CONNACK.
-        receive_maximum: how many unacknowledged QoS 1/2 messages the broker may send us; it
-            also bounds how many of them the subscriptions buffer.
-        max_packet_size: the largest packet accepted from the broker (advertised, MQTT 5).
-        buffer_size: default number of QoS 0 messages each subscription buffers before the
-            client stops reading the network (backpressure).
-        reconnect: how to reconnect after losing an established connection (backoff with
-            jitter); ``None`` disables reconnecting: a lost connection then raises.
-        offline_queue: how many publishes may wait while disconnected before ``publish()``
-            raises :class:`NotConnectedError`.
-        offline_timeout: seconds a publish may wait to be sent before it raises
-            :class:`NotConnectedError` (``None``: no limit; the caller's cancel scope still
-            applies).
-        session_store: where the session's in-flight state is kept; a
-            :class:`SQLiteSessionStore` lets a new process finish what a crashed one left.
-        transport_factory: opens the byte stream instead of TCP/TLS (tests, custom
-            transports); ``broker`` and ``host`` are then optional.
-
-    Leaving the block sends DISCONNECT and closes the connection; no task is left behind.
-    Exceptions leave the block bare, never wrapped in an :class:`ExceptionGroup`.
-
-    Raises:
-        ConnectError: no connection could be made (``__cause__`` holds the network error).
-        ConnectRefusedError: the broker refused the CONNECT.
-        ConnectionLostError: the connection ended while the block was running and the client
-            is not reconnecting (or gave up, or the refusal cannot be fixed by retrying).
-        ValueError: invalid arguments.
-    """
-    endpoints = resolve_endpoints(
-        broker,
-        host=host,
-        port=port,
-        tls=tls,
-        have_transport=transport_factory is not None,
-    )
-    protocol = ProtocolVersion(protocol)
-    connect = build_connect(
-        endpoints[0], client_id=client_id, protocol=protocol, username=username,
-        password=password, keepalive=keepalive, clean_start=clean_start,
-        session_expiry=session_expiry, will=will, receive_maximum=receive_maximum,
-        max_packet_size=max_packet_size,
-    )  # fmt: skip
-    if session_store is not None and not client_id:
-        raise ValueError("a session_store needs a fixed client_id")
-    if offline_queue < 0:
-        raise ValueError("offline_queue must be 0 or more")
-
-    async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
-        if transport_factory is not None:
-            return await transport_factory()
-        return await open_transport(endpoint, tls)
-
-    settings = ConnectionSettings(
-        endpoints=endpoints, connect=connect, open_stream=open_stream,
-        connect_timeout=connect_timeout, receive_maximum=receive_maximum,
-        max_packet_size=max_packet_size, reconnect=reconnect,
-    )  # fmt: skip
-    session = (
-        session_store.load(connect.client_id, protocol)
-        if session_store is not None
-        else SessionState()
-    )
-    client = MQTTClient(
-        buffer_size=buffer_size,
-        offline_queue=offline_queue,
-        offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
-    )
-    supervisor = client._supervisor = Supervisor(
-        settings, session, client, store=session_store
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-
-            async def supervise(
-                *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-            ) -> None:
-                error: MQTTError | None = None
-                try:
-                    await supervisor.run(task_status=task_status)
-                except MQTTError as exc:
-                    error = exc
-                    raise
-                finally:
-                    client._finish(error)
-
-            await nursery.start(supervise)
-            try:
-                yield client
-            finally:
-                client._closed = True
-                await supervisor.close()
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) != 1:
-            raise
-        leaf = leaves[0]
-        raise leaf from leaf.__cause__
-    finally:
-        if session_store is not None:
-            session_store.close()
