@@ -30,7 +30,7 @@ async def test_random_cuts(mosquitto: Mosquitto, version: ProtocolVersion) -> No
         )
     print(report.line())
     check(report, COUNT)
-    assert report.cuts >= 4  # the trouble happened (about 5 per second per proxy)
+    assert report.cuts >= 2  # the trouble happened (a cut within 0.4 s, per proxy)
     assert report.publisher_reconnects
     assert report.subscriber_reconnects
 
