@@ -6,7 +6,8 @@ acknowledged: by the subscription when the application receives the message, or 
 :meth:`Message.ack` with ``manual_ack``. The Receive Maximum we advertise therefore bounds how many
 such messages are buffered, and the reader never waits for a slow consumer on their account.
 
-Deliveries outlive their connection. One still unacknowledged when the link drops stays in
+Deliveries outlive their connection. One still unacknowledged when the link drops, or among the
+last ``ACKED_LIMIT`` acknowledged (whose ack may have died with the connection), stays in
 ``held``; when the resumed session redelivers it (same packet id, DUP=1, [MQTT-4.4.0-1]), the
 redelivery is not handed to the application again: the delivery is re-bound to the new connection
 and its acknowledgement leaves there. That is what keeps QoS 2 exactly-once across reconnects
@@ -35,12 +36,14 @@ from ._topics import topic_matches
 
 log = logging.getLogger("trio_mqtt")
 
+#: How many acknowledged deliveries stay in ``held`` to answer a redelivery after a reconnect.
+ACKED_LIMIT = 1024
 #: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
 ORPHAN_LIMIT = 1000
 
 
 class _Delivery:
-    __slots__ = ("conn", "packet_id", "pending", "router")
+    __slots__ = ("abandoned", "conn", "packet_id", "pending", "router")
 
     def __init__(
         self, router: Router, conn: MQTTConnection, packet_id: int, pending: int
@@ -49,10 +52,11 @@ class _Delivery:
         self.conn = conn
         self.packet_id = packet_id
         self.pending = pending
+        self.abandoned = False
 
     def release(self) -> None:
         self.pending -= 1
-        if self.pending == 0:
+        if self.pending == 0 and not self.abandoned:
             self.router._acknowledge(self)
 
 
@@ -68,6 +72,17 @@ class _Handle:
             self.done = True
             self.delivery.release()
 
+    def abandon(self) -> None:
+        """Never acknowledge this message: the broker redelivers it to the session's next
+        connection, where it is routed afresh."""
+        if not self.done:
+            self.done = True
+            delivery = self.delivery
+            delivery.abandoned = True
+            held = delivery.router.held
+            if held.get(delivery.packet_id) is delivery:
+                del held[delivery.packet_id]
+
 
 class Router:
     """Routes inbound PUBLISHes of one client to its subscriptions."""
@@ -77,6 +92,8 @@ class Router:
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
+        #: The latest acknowledged deliveries, still in ``held`` (at most ACKED_LIMIT).
+        self.acked: deque[_Delivery] = deque()
         #: Every filter subscribed to in this process: a message matching none is an orphan.
         self.known: set[str] = set()
         self.orphans: deque[tuple[Publish, _Delivery]] = deque()
@@ -88,14 +105,21 @@ class Router:
         self.conn = conn
         if not session_present:
             self.held.clear()
+            self.acked.clear()
 
     def _acknowledge(self, delivery: _Delivery) -> None:
         conn = delivery.conn
+        # It stays in ``held`` a while: an ack queued just before the connection broke may
+        # never have reached the broker, whose redelivery is then answered, not handed over.
+        acked = self.acked
+        acked.append(delivery)
+        if len(acked) > ACKED_LIMIT:
+            old = acked.popleft()
+            if self.held.get(old.packet_id) is old:
+                del self.held[old.packet_id]
         if conn is self.conn and conn.state is ConnectionState.CONNECTED:
             conn.acknowledge(delivery.packet_id)
             self._wake()
-            if self.held.get(delivery.packet_id) is delivery:
-                del self.held[delivery.packet_id]
         # else: acknowledged while offline; sent when the resumed session redelivers it.
 
     def routes_to(self, subscription: Subscription, publish: Publish) -> bool:

@@ -34,6 +34,8 @@ class SubscriptionStatistics:
 class _Handle(Protocol):
     def ack(self) -> None: ...
 
+    def abandon(self) -> None: ...
+
 
 @final
 class Subscription(trio.abc.ReceiveChannel[Message]):
@@ -143,8 +145,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     async def aclose(self) -> None:
         """Unsubscribe (filters no other live subscription uses) and close. Idempotent.
 
-        Messages still buffered are acknowledged and dropped. The UNSUBSCRIBE exchange is
-        shielded from cancellation for at most a few seconds.
+        Messages still buffered are dropped: acknowledged, or, with ``manual_ack``, left
+        unacknowledged for the broker to redeliver to the session's next connection. The
+        UNSUBSCRIBE exchange is shielded from cancellation for at most a few seconds.
         """
         if self._closed:
             await trio.lowlevel.checkpoint()
@@ -159,11 +162,17 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             await trio.lowlevel.checkpoint()
 
     def _drop_buffered(self) -> None:
-        # The application will never see these: acknowledge them, or they would hold the
-        # broker's send quota (its view of our Receive Maximum) for the rest of the connection.
+        # The application will never see these. With manual_ack it promised to acknowledge only
+        # what it processed: leave them to the broker, which redelivers them to the session's
+        # next connection (a restarted worker). Otherwise acknowledge them, or they would hold
+        # the broker's send quota (its view of our Receive Maximum) for the whole connection.
         while self._buffer:
             _, handle = self._buffer.popleft()
-            if handle is not None:
+            if handle is None:
+                continue
+            if self.manual_ack:
+                handle.abandon()
+            else:
                 handle.ack()
         self._qos0 = 0
 

@@ -435,3 +435,43 @@ async def test_server_reference_is_followed(
                     await client.publish(topic, b"here", qos=1)
                     assert (await messages.receive()).payload == b"here"
             assert client._supervisor.endpoint.port == mosquitto.port
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_manual_ack_leaves_unseen_messages_to_the_broker(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> None:
+    """Leaving a manual-ack subscription with messages still buffered (a worker shutting down)
+    does not acknowledge them: the next process of the session gets them."""
+    topic = unique("unseen")
+    options = {
+        "client_id": unique("worker"),
+        "protocol": version,
+        **persistent(version),
+    }
+    with trio.fail_after(20):
+        async with trio_mqtt.open_client(mosquitto.url, protocol=version) as publisher:
+            async with (
+                trio_mqtt.open_client(mosquitto.url, **options) as app,  # type: ignore[arg-type]
+                app.subscribe(topic, qos=1, manual_ack=True) as jobs,
+                app.subscribe(topic, qos=1) as observer,
+            ):  # fmt: skip
+                for n in range(3):
+                    await publisher.publish(topic, str(n).encode(), qos=1)
+                # routed to both subscriptions at once: all three are in `jobs` now
+                assert [(await observer.receive()).payload for _ in range(3)] == [
+                    b"0", b"1", b"2",
+                ]  # fmt: skip
+                assert jobs.statistics().buffered == 3
+                (await jobs.receive()).ack()
+            async with (
+                trio_mqtt.open_client(mosquitto.url, **options) as again,  # type: ignore[arg-type]
+                again.subscribe(topic, qos=1, manual_ack=True) as redelivered,
+            ):  # fmt: skip
+                await publisher.publish(topic, b"sentinel", qos=1)
+                payloads = []
+                while not payloads or payloads[-1] != b"sentinel":
+                    message = await redelivered.receive()
+                    payloads.append(message.payload)
+                    message.ack()
+    assert payloads == [b"1", b"2", b"sentinel"]
