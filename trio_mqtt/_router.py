@@ -6,9 +6,8 @@ acknowledged: by the subscription when the application receives the message, or 
 :meth:`Message.ack` with ``manual_ack``. The Receive Maximum we advertise therefore bounds how many
 such messages are buffered, and the reader never waits for a slow consumer on their account.
 
-Deliveries outlive their connection. One still unacknowledged when the link drops, or among the
-last ``ACKED_LIMIT`` acknowledged (whose ack may have died with the connection), stays in
-``held``; when the resumed session redelivers it (same packet id, DUP=1, [MQTT-4.4.0-1]), the
+Deliveries outlive their connection. One not yet acknowledged on the wire when the link drops
+stays in ``held``; when the resumed session redelivers it (same packet id, DUP=1, [MQTT-4.4.0-1]), the
 redelivery is not handed to the application again: the delivery is re-bound to the new connection
 and its acknowledgement leaves there. That is what keeps QoS 2 exactly-once across reconnects
 even for messages still sitting in a subscription's buffer.
@@ -36,8 +35,6 @@ from ._topics import topic_matches
 
 log = logging.getLogger("trio_mqtt")
 
-#: How many acknowledged deliveries stay in ``held`` to answer a redelivery after a reconnect.
-ACKED_LIMIT = 1024
 #: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
 ORPHAN_LIMIT = 1000
 
@@ -92,8 +89,6 @@ class Router:
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
-        #: The latest acknowledged deliveries, still in ``held`` (at most ACKED_LIMIT).
-        self.acked: deque[_Delivery] = deque()
         #: Every filter subscribed to in this process: a message matching none is an orphan.
         self.known: set[str] = set()
         self.orphans: deque[tuple[Publish, _Delivery]] = deque()
@@ -105,22 +100,19 @@ class Router:
         self.conn = conn
         if not session_present:
             self.held.clear()
-            self.acked.clear()
 
     def _acknowledge(self, delivery: _Delivery) -> None:
         conn = delivery.conn
-        # It stays in ``held`` a while: an ack queued just before the connection broke may
-        # never have reached the broker, whose redelivery is then answered, not handed over.
-        acked = self.acked
-        acked.append(delivery)
-        if len(acked) > ACKED_LIMIT:
-            old = acked.popleft()
-            if self.held.get(old.packet_id) is old:
-                del self.held[old.packet_id]
         if conn is self.conn and conn.state is ConnectionState.CONNECTED:
             conn.acknowledge(delivery.packet_id)
             self._wake()
-        # else: acknowledged while offline; sent when the resumed session redelivers it.
+            # Forgotten now: once a PUBACK may have left, a PUBLISH reusing the id is a new
+            # message, DUP or not ([MQTT-4.3.2-5]); QoS 2 is guarded by the session's inbound
+            # state instead. A redelivery of this one is then a QoS 1 duplicate (allowed).
+            if self.held.get(delivery.packet_id) is delivery:
+                del self.held[delivery.packet_id]
+        # else: acknowledged while offline, never sent: the resumed session's redelivery is
+        # answered from ``held``.
 
     def routes_to(self, subscription: Subscription, publish: Publish) -> bool:
         ids = publish.properties.subscription_identifiers

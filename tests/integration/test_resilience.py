@@ -355,6 +355,8 @@ async def test_manual_ack(mosquitto: Mosquitto, version: ProtocolVersion) -> Non
                 got = [await messages.receive() for _ in range(4)]
                 got[0].ack()
                 got[0].ack()  # idempotent
+                # a barrier: this PUBACK comes back after the broker has read the one for "0"
+                await app.publish(unique("barrier"), b"", qos=1)
                 with app.watch_state() as changes:
                     proxy.cut()
                     await next_change(changes, Connected)
