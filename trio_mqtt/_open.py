@@ -145,7 +145,10 @@ async def open_client(
         offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
     )
     supervisor = client._supervisor = Supervisor(
-        settings, session, client, store=session_store
+        settings,
+        session,
+        client,
+        before_send=session_store.flush if session_store is not None else None,
     )
     try:
         async with trio.open_nursery() as nursery:

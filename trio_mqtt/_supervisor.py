@@ -77,10 +77,6 @@ class LinkOwner(Protocol):
     ) -> None: ...
 
 
-class _Flushable(Protocol):
-    def flush(self) -> None: ...
-
-
 @attrs.define(kw_only=True)
 class ConnectionSettings:
     """What every connection attempt is made from."""
@@ -97,9 +93,10 @@ class ConnectionSettings:
 def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None:
     """The first server of an MQTT 5 Server Reference (``host``, ``host:port``, ``[v6]:port``;
     several are separated by spaces, section 4.11), keeping the current transport."""
-    first = reference.split()[0] if reference.split() else ""
-    if not first:
+    servers = reference.split()
+    if not servers:
         return None
+    first = servers[0]
     host, port = first, current.port
     if first.startswith("["):
         host, _, rest = first[1:].partition("]")
@@ -124,13 +121,13 @@ class Supervisor:
         session: SessionState,
         owner: LinkOwner,
         *,
-        store: _Flushable | None = None,
+        before_send: Callable[[], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
         self.owner = owner
-        self.store = store
+        self._before_send = before_send  # a durable store's flush
         self.link: Link | None = None
         self.connect = settings.connect
         self.endpoint = settings.endpoints[0]
@@ -159,7 +156,7 @@ class Supervisor:
                 stream,
                 conn,
                 self.owner._on_event,
-                before_send=self.store.flush if self.store is not None else None,
+                before_send=self._before_send,
             )
             try:
                 connack = await link.handshake(self.connect)

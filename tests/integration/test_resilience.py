@@ -11,9 +11,10 @@ import pytest
 import trio
 
 import trio_mqtt
+from tests.chaos import persistent
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, free_port
-from tests.proxy import Proxy, open_proxy
+from tests.proxy import open_proxy
 from trio_mqtt import (
     ClientState,
     Connected,
@@ -38,19 +39,6 @@ async def next_change(watcher: StateWatcher, kind: type[StateChange]) -> StateCh
     raise AssertionError(f"the client closed before a {kind.__name__}")
 
 
-def persistent(version: ProtocolVersion) -> dict[str, object]:
-    """Options for a session the broker keeps across connections."""
-    if version is ProtocolVersion.V5:
-        return {"clean_start": False, "session_expiry": 300}
-    return {"clean_start": False}
-
-
-@asynccontextmanager
-async def proxied(mosquitto: Mosquitto) -> AsyncIterator[Proxy]:
-    async with open_proxy(mosquitto.port) as proxy:
-        yield proxy
-
-
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_reconnects_after_a_cut_and_reports_each_state(
     mosquitto: Mosquitto, version: ProtocolVersion
@@ -58,7 +46,7 @@ async def test_reconnects_after_a_cut_and_reports_each_state(
     topic = unique("cut")
     with trio.fail_after(10):
         async with (
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, protocol=version, reconnect=FAST
             ) as client,
@@ -88,7 +76,7 @@ async def test_black_hole_is_detected_by_keepalive_then_reconnected(
     topic = unique("hole")
     with trio.fail_after(15):
         async with (
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, protocol=version, keepalive=1, reconnect=FAST
             ) as client,
@@ -115,7 +103,7 @@ async def test_publishes_wait_offline_and_go_out_in_call_order(
         async with (
             trio_mqtt.open_client(mosquitto.url, protocol=version) as watcher,
             watcher.subscribe(topic, qos=1) as messages,
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, protocol=version, reconnect=FAST
             ) as client,
@@ -148,7 +136,7 @@ async def test_publishes_wait_offline_and_go_out_in_call_order(
 async def test_offline_queue_full_and_offline_timeout(mosquitto: Mosquitto) -> None:
     with trio.fail_after(10):
         async with (
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, reconnect=FAST, offline_queue=2, offline_timeout=0.2
             ) as client,
@@ -176,7 +164,7 @@ async def test_offline_queue_full_and_offline_timeout(mosquitto: Mosquitto) -> N
 async def test_without_reconnect_a_cut_raises(mosquitto: Mosquitto) -> None:
     with trio.fail_after(10), pytest.raises(ConnectionLostError):
         async with (
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(proxy.url, reconnect=None) as client,
         ):
             proxy.cut()
@@ -188,7 +176,7 @@ async def test_gives_up_after_max_attempts(mosquitto: Mosquitto) -> None:
     policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.01, max_attempts=3)
     with trio.fail_after(10), pytest.raises(trio_mqtt.ConnectError):
         async with (
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(proxy.url, reconnect=policy),
         ):
             proxy.refuse()
@@ -211,7 +199,7 @@ async def test_first_connect_waits_for_the_broker_when_asked(
         initial_delay=0.05, max_delay=0.1, retry_first_connect=True
     )
     with trio.fail_after(10):
-        async with proxied(mosquitto) as proxy:
+        async with open_proxy(mosquitto.port) as proxy:
             proxy.refuse()
 
             async def open_the_door() -> None:
@@ -240,7 +228,7 @@ async def test_unacknowledged_publish_is_resent_on_resume(
                 mosquitto.url, client_id=unique("sub"), protocol=version
             ) as watcher,
             watcher.subscribe(topic, qos=2) as messages,
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, client_id=unique("pub"), protocol=version, reconnect=FAST,
                 **persistent(version),  # type: ignore[arg-type]
@@ -284,7 +272,7 @@ async def test_persistent_subscriber_misses_nothing_while_cut(
     with trio.fail_after(15):
         async with (
             trio_mqtt.open_client(mosquitto.url, protocol=version) as publisher,
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, client_id=unique("persub"), protocol=version, reconnect=FAST,
                 **persistent(version),  # type: ignore[arg-type]
@@ -316,7 +304,7 @@ async def test_redelivery_of_a_message_the_application_holds_is_not_handed_over_
     with trio.fail_after(15):
         async with (
             trio_mqtt.open_client(mosquitto.url) as publisher,
-            proxied(mosquitto) as proxy,
+            open_proxy(mosquitto.port) as proxy,
             trio_mqtt.open_client(
                 proxy.url, client_id=unique("held"), reconnect=FAST,
                 clean_start=False, session_expiry=300,
@@ -346,7 +334,7 @@ async def test_manual_ack(mosquitto: Mosquitto, version: ProtocolVersion) -> Non
     with trio.fail_after(20):
         async with trio_mqtt.open_client(mosquitto.url, protocol=version) as publisher:
             async with (
-                proxied(mosquitto) as proxy,
+                open_proxy(mosquitto.port) as proxy,
                 trio_mqtt.open_client(proxy.url, reconnect=FAST, **options) as app,  # type: ignore[arg-type]
                 app.subscribe(topic, qos=1, manual_ack=True) as messages,
             ):
