@@ -11,6 +11,7 @@ gone. Any failure of any task is recorded once, cancels the other two, and is ra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,7 @@ class Link:
         self._sent_event = trio.Event()
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
+        self._ended = False  # the tasks are stopping (failure or close)
         self._closing = False
         self._cancel_scope = trio.CancelScope()
 
@@ -141,6 +143,7 @@ class Link:
             )
 
     def _fail(self, error: MQTTError) -> None:
+        self._ended = True
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
@@ -234,6 +237,8 @@ class Link:
         while self._sent < ticket:
             if self._failure is not None:
                 raise self._failure
+            if self._ended:
+                raise _lost("the connection closed")
             await self._sent_event.wait()
 
     async def close(self) -> None:
@@ -243,8 +248,11 @@ class Link:
         """
         with trio.CancelScope(shield=True):
             if self._failure is None and not self._closing:
+                # From here the broker's answer to DISCONNECT (closing its end, which it
+                # may do before our writer returns) is the expected end, not a failure.
+                self._closing = True
                 self.conn.disconnect()
-                with trio.move_on_after(2):
+                with trio.move_on_after(2), contextlib.suppress(MQTTError):
                     await self.wait_sent(self.mark())
             self._closing = True
             self._cancel_scope.cancel()
