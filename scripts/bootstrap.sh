@@ -1,19 +1,23 @@
-# Sourced by scripts/test and scripts/demo: makes .venv with the project installed, and Mosquitto.
+# Sourced by scripts/test and scripts/demo: makes .venv with the project installed, and the brokers.
 # Idempotent and non-interactive; safe to run on a fresh machine of this kind.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-install_mosquitto() {
-    if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
-        command -v mosquitto_pub >/dev/null 2>&1 && return 0
-    fi
-    echo "bootstrap: installing mosquitto from Debian's packages" >&2
+# Debian's packages: mosquitto (the reference broker), and ejabberd, whose mod_mqtt serves MQTT 5
+# over WebSocket, which Debian's mosquitto is built without (docs/transports.md).
+install_brokers() {
+    local missing=()
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+    command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "bootstrap: installing ${missing[*]} from Debian's packages" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends mosquitto mosquitto-clients >/dev/null
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 make_venv() {
@@ -31,7 +35,7 @@ make_venv() {
     fi
 }
 
-install_mosquitto
+install_brokers
 make_venv
 # Debian installs mosquitto under /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin"

@@ -52,6 +52,7 @@ class Mosquitto:
     config: Path
     port: int
     tls_port: int | None = None
+    unix_socket: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -67,24 +68,30 @@ class Mosquitto:
                 [BINARY, "-c", str(self.config)], stdout=log, stderr=log
             )
         deadline = time.monotonic() + timeout
-        ports = [p for p in (self.port, self.tls_port) if p is not None]
-        while ports:
+        addresses: list[object] = [p for p in (self.port, self.tls_port) if p]
+        if self.unix_socket is not None:
+            addresses.append(str(self.unix_socket))
+        while addresses:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"mosquitto exited with {self.process.returncode}:\n{self.log.read_text()}"
                 )
+            address = addresses[0]
             try:
-                socket.create_connection(("127.0.0.1", ports[0]), timeout=0.2).close()
-                ports.pop(0)
+                if isinstance(address, str):
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.connect(address)
+                else:
+                    socket.create_connection(("127.0.0.1", address), 0.2).close()
+                addresses.pop(0)
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
-                        f"mosquitto did not listen on {ports[0]} within {timeout}s"
+                        f"mosquitto did not listen on {address} within {timeout}s"
                     ) from None
-                time.sleep(
-                    0.01
-                )  # polling the port: the broker has no other readiness signal
+                # polling the listener: the broker has no other readiness signal
+                time.sleep(0.01)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -115,6 +122,7 @@ def make_config(
     require_certificate: bool = False,
     passwords: dict[str, str] | None = None,
     persistence: bool = False,
+    unix_socket: bool = False,
     extra: str = "",
 ) -> Mosquitto:
     """Write a mosquitto.conf for the requested features into ``workdir``."""
@@ -140,6 +148,9 @@ def make_config(
         ]
         if require_certificate:
             lines.append("require_certificate true")
+    socket_path = workdir / "mosquitto.sock" if unix_socket else None
+    if socket_path is not None:
+        lines.append(f"listener 0 {socket_path}")
     if passwords:
         password_file = workdir / "passwords"
         password_file.touch(0o600)
@@ -161,7 +172,13 @@ def make_config(
     lines.append(extra)
     config = workdir / "mosquitto.conf"
     config.write_text("\n".join(lines) + "\n")
-    return Mosquitto(workdir=workdir, config=config, port=port, tls_port=tls_port)
+    return Mosquitto(
+        workdir=workdir,
+        config=config,
+        port=port,
+        tls_port=tls_port,
+        unix_socket=socket_path,
+    )
 
 
 @contextlib.contextmanager

@@ -77,6 +77,10 @@ def suback(packet_id: int, *codes: int, v5: bool = True) -> bytes:
     return frame(0x90, u16(packet_id) + (b"\x00" if v5 else b"") + bytes(codes))
 
 
+def unsuback(packet_id: int, *codes: int, v5: bool = True) -> bytes:
+    return frame(0xB0, u16(packet_id) + (b"\x00" + bytes(codes) if v5 else b""))
+
+
 def publish(
     topic: str,
     payload: bytes,

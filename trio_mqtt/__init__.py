@@ -47,6 +47,7 @@ from ._subscription import (
     Subscription as Subscription,
     SubscriptionStatistics as SubscriptionStatistics,
 )
+from ._tls import TLSConfig as TLSConfig
 from ._topics import topic_matches as topic_matches
 from ._version import __version__ as __version__
 
@@ -54,7 +55,7 @@ __all__ = [
     "Endpoint", "MQTTClient", "Message", "PublishResult", "Subscription", "SubscriptionStatistics",
     "open_client", "ReconnectPolicy", "ClientState", "Connected", "Disconnected", "Reconnecting",
     "StateChange", "StateWatcher", "NotConnectedError", "SessionStore", "MemorySessionStore",
-    "SQLiteSessionStore",
+    "SQLiteSessionStore", "TLSConfig",
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",

@@ -3,67 +3,121 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
 import attrs
 
-_DEFAULT_PORTS: Final = {
-    "mqtt": 1883,
-    "tcp": 1883,
-    "mqtts": 8883,
-    "ssl": 8883,
-    "ws": 80,
-    "wss": 443,
+Transport = Literal["tcp", "websocket", "unix"]
+
+# scheme -> (transport, TLS, default port)
+_SCHEMES: Final[dict[str, tuple[Transport, bool, int]]] = {
+    "mqtt": ("tcp", False, 1883),
+    "tcp": ("tcp", False, 1883),
+    "mqtts": ("tcp", True, 8883),
+    "ssl": ("tcp", True, 8883),
+    "tls": ("tcp", True, 8883),
+    "ws": ("websocket", False, 80),
+    "wss": ("websocket", True, 443),
+    "unix": ("unix", False, 0),
 }
-_TLS_SCHEMES: Final = frozenset({"mqtts", "ssl", "wss"})
+DEFAULT_WEBSOCKET_PATH: Final = "/mqtt"
+
+
+def _check_transport(endpoint: Endpoint, attribute: object, value: str) -> None:
+    if value not in ("tcp", "websocket", "unix"):
+        raise ValueError(f"unknown transport {value!r}: use tcp, websocket or unix")
+    if value == "unix":
+        if not endpoint.path:
+            raise ValueError("a unix endpoint needs the socket's path")
+    elif not endpoint.host:
+        raise ValueError("the broker address has no host")
+    elif not 0 <= endpoint.port < 65536:
+        raise ValueError(f"invalid port {endpoint.port}")
 
 
 @attrs.frozen(kw_only=True)
 class Endpoint:
-    """Where a broker listens.
+    """Where a broker listens, and how to reach it.
+
+    Usually made by :meth:`from_url`; ``str(endpoint)`` is its URL without credentials.
 
     Args:
-        host: the host name or address.
-        port: the TCP port.
-        tls: whether to speak TLS.
+        host: the host name or address (unused for ``unix``).
+        port: the TCP port (unused for ``unix``).
+        tls: whether to speak TLS (``mqtts://``, ``wss://``).
+        transport: ``"tcp"``, ``"websocket"`` or ``"unix"``.
+        path: the WebSocket resource (default ``/mqtt``), or the Unix socket's file name.
         username: a user name taken from the URL, if any.
         password: a password taken from the URL, if any (never shown in reprs).
     """
 
-    host: str
-    port: int
+    host: str = ""
+    port: int = 0
     tls: bool = False
+    transport: Transport = attrs.field(default="tcp", validator=_check_transport)
+    path: str = ""
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
-        """Parse ``mqtt://[user[:password]@]host[:port]`` (also ``mqtts://``).
+        """Parse a broker URL.
+
+        ``mqtt://[user[:password]@]host[:port]`` (1883), ``mqtts://`` (TLS, 8883),
+        ``ws://host[:port][/path]`` (80, path ``/mqtt``), ``wss://`` (TLS, 443) and
+        ``unix:///path/to/socket``. User name and password are percent-decoded.
 
         Raises:
             ValueError: an unsupported scheme, a missing host or an invalid port. The message
                 never repeats the password.
         """
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
-            raise ValueError(
-                f"unsupported broker URL scheme {scheme!r}: use mqtt:// or mqtts://"
-            )
         try:
+            parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            raise ValueError("the broker URL has an invalid port") from None
+            raise ValueError("the broker URL has an invalid port or address") from None
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            raise ValueError(
+                f"unsupported broker URL scheme {scheme!r}: use mqtt://, mqtts://, ws://, wss:// or unix://"
+            )
+        transport, tls, default_port = _SCHEMES[scheme]
+        username = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if transport == "unix":
+            return cls(
+                transport="unix", path=unquote(parts.path), username=username,
+                password=password,
+            )  # fmt: skip
         if not parts.hostname:
             raise ValueError("the broker URL has no host")
+        path = ""
+        if transport == "websocket":
+            path = parts.path or DEFAULT_WEBSOCKET_PATH
+            if parts.query:
+                path += "?" + parts.query
+        elif parts.path not in ("", "/") or parts.query:
+            raise ValueError(
+                f"a {scheme}:// URL has no path; did you mean ws:// or wss://?"
+            )
         return cls(
             host=parts.hostname,
-            port=port if port is not None else _DEFAULT_PORTS[scheme],
-            tls=scheme in _TLS_SCHEMES,
-            username=unquote(parts.username) if parts.username is not None else None,
-            password=unquote(parts.password) if parts.password is not None else None,
+            port=port if port is not None else default_port,
+            tls=tls,
+            transport=transport,
+            path=path,
+            username=username,
+            password=password,
         )
+
+    def __str__(self) -> str:
+        if self.transport == "unix":
+            return f"unix://{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.transport == "websocket":
+            return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{self.path}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
 
 @attrs.frozen(kw_only=True)

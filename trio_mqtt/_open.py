@@ -4,7 +4,7 @@ nursery for the duration of the ``async with`` block."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import trio
@@ -18,6 +18,7 @@ from ._sansio._packets import Will
 from ._sansio._session import SessionState
 from ._stores import SessionStore
 from ._supervisor import ConnectionSettings, Supervisor
+from ._tls import TLSConfig, resolve_tls
 from ._transports import open_transport
 
 _DEFAULT_RECONNECT = ReconnectPolicy()
@@ -47,7 +48,8 @@ async def open_client(
     clean_start: bool = True,
     session_expiry: float = 0.0,
     will: Will | None = None,
-    tls: ssl.SSLContext | None = None,
+    tls: ssl.SSLContext | TLSConfig | None = None,
+    websocket_headers: Mapping[str, str] | None = None,
     connect_timeout: float = 10.0,
     receive_maximum: int = 65535,
     max_packet_size: int | None = None,
@@ -61,7 +63,8 @@ async def open_client(
     """Connect to a broker for the duration of an ``async with`` block.
 
     Args:
-        broker: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``, an
+        broker: a URL (``mqtt://[user[:password]@]host[:port]``, ``mqtts://`` for TLS,
+            ``ws://host[:port][/path]`` and ``wss://`` for WebSocket, ``unix:///path``), an
             :class:`Endpoint`, or a list of them tried in turn; ``host``/``port`` override the
             first one's parts (``host`` alone is enough).
         client_id: the client identifier. ``None``: the broker assigns one (MQTT 5), or a random
@@ -75,8 +78,11 @@ async def open_client(
         session_expiry: seconds the broker keeps the session after a disconnect (MQTT 5; in
             3.1.1 any session is kept while ``clean_start`` is false).
         will: the message the broker publishes if this client vanishes without DISCONNECT.
-        tls: an SSL context; ``mqtts://`` without one uses ``ssl.create_default_context()``,
-            which verifies the certificate and host name.
+        tls: a :class:`TLSConfig` (CA, client certificate, ALPN, SNI) or an ``ssl.SSLContext``
+            used as given; it turns TLS on for any URL. ``mqtts://`` and ``wss://`` without it
+            use ``ssl.create_default_context()``, which verifies the certificate and host name.
+        websocket_headers: extra HTTP headers for the WebSocket upgrade (``ws://``, ``wss://``),
+            e.g. an ``Authorization`` header.
         connect_timeout: seconds to wait for each connection attempt, up to CONNACK.
         receive_maximum: how many unacknowledged QoS 1/2 messages the broker may send us; it
             also bounds how many of them the subscriptions buffer.
@@ -104,7 +110,12 @@ async def open_client(
         ConnectionLostError: the connection ended while the block was running and the client
             is not reconnecting (or gave up, or the refusal cannot be fixed by retrying).
         ValueError: invalid arguments.
+        OSError, ssl.SSLError: a TLS file named in ``tls`` cannot be read or is invalid
+            (raised before any connection attempt).
     """
+    tls_config = resolve_tls(tls)
+    ssl_context = tls_config.build_context() if tls_config is not None else None
+    headers = tuple((websocket_headers or {}).items())
     endpoints = resolve_endpoints(
         broker,
         host=host,
@@ -127,7 +138,9 @@ async def open_client(
     async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
         if transport_factory is not None:
             return await transport_factory()
-        return await open_transport(endpoint, tls)
+        return await open_transport(
+            endpoint, tls_config, context=ssl_context, websocket_headers=headers
+        )
 
     settings = ConnectionSettings(
         endpoints=endpoints, connect=connect, open_stream=open_stream,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import secrets
-import ssl
 from collections.abc import Sequence
+
+import attrs
 
 from ._config import Endpoint
 from ._enums import ProtocolVersion
@@ -21,7 +22,7 @@ def resolve_endpoints(
     *,
     host: str | None,
     port: int | None,
-    tls: ssl.SSLContext | None,
+    tls: object,
     have_transport: bool,
 ) -> list[Endpoint]:
     """The endpoints to try, in order. ``host``/``port`` override the first one's parts.
@@ -43,12 +44,8 @@ def resolve_endpoints(
         return [Endpoint(host=host, port=port if port is not None else default)]
     if host is not None or port is not None:
         first = endpoints[0]
-        endpoints[0] = Endpoint(
-            host=host or first.host,
-            port=port or first.port,
-            tls=first.tls,
-            username=first.username,
-            password=first.password,
+        endpoints[0] = attrs.evolve(
+            first, host=host or first.host, port=port or first.port
         )
     return endpoints
 

@@ -1,43 +1,92 @@
-"""Byte streams to a broker: TCP and TLS. Network errors become :class:`ConnectError`."""
+"""Byte streams to a broker: TCP, TLS, Unix sockets and WebSocket (over TCP or TLS).
+
+:func:`open_transport` is the one place that opens sockets; every failure to do so becomes a
+:class:`ConnectError` carrying the original error in ``__cause__``. Whatever it returns is a
+:class:`trio.abc.Stream` of MQTT bytes, so everything above (link, reconnects, session
+resumption) is the same for every transport.
+"""
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Sequence
 
 import trio
 
 from ._config import Endpoint
 from ._exceptions import ConnectError
+from ._tls import TLSConfig
+from ._ws import WebSocketHandshakeError, WebSocketStream
+
+log = logging.getLogger("trio_mqtt")
+
+_DEFAULT_TLS = TLSConfig()
 
 
 async def open_transport(
-    endpoint: Endpoint, tls: ssl.SSLContext | None = None
+    endpoint: Endpoint,
+    tls: TLSConfig | None = None,
+    *,
+    context: ssl.SSLContext | None = None,
+    websocket_headers: Sequence[tuple[str, str]] = (),
 ) -> trio.abc.Stream:
-    """Open a TCP (or, for a TLS endpoint or with ``tls``, a verified TLS) stream.
+    """Open the stream ``endpoint`` describes: TLS when the endpoint says so or ``tls`` is given.
+
+    Args:
+        endpoint: where to connect.
+        tls: TLS options (``None``: defaults, used only for TLS endpoints).
+        context: the SSL context built from ``tls`` (built here when not given).
+        websocket_headers: extra HTTP headers for the WebSocket upgrade request.
 
     Raises:
-        ConnectError: DNS, TCP or TLS failed; ``__cause__`` holds the original error.
+        ConnectError: DNS, TCP, TLS or the WebSocket upgrade failed.
     """
+    stream: trio.abc.Stream | None = None
     try:
+        if endpoint.transport == "unix":
+            stream = await trio.open_unix_socket(endpoint.path)
+        else:
+            stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         if endpoint.tls or tls is not None:
-            context = tls if tls is not None else ssl.create_default_context()
-            stream = await trio.open_ssl_over_tcp_stream(
-                endpoint.host, endpoint.port, ssl_context=context
+            options = tls or _DEFAULT_TLS
+            if options.insecure_skip_verify:
+                log.warning(
+                    "TLS certificate verification is OFF for %s (insecure_skip_verify=True)",
+                    endpoint,
+                )
+            stream = trio.SSLStream(
+                stream,
+                context or options.build_context(),
+                server_hostname=options.server_hostname or endpoint.host or None,
+                https_compatible=endpoint.transport == "websocket",
             )
-            try:
-                await stream.do_handshake()
-            except BaseException:
-                # never leak the socket of a failed handshake
+            await stream.do_handshake()
+        if endpoint.transport == "websocket":
+            websocket = WebSocketStream(stream)
+            await websocket.handshake(
+                _host_header(endpoint), endpoint.path, websocket_headers
+            )
+            stream = websocket
+        return stream
+    except BaseException as exc:
+        if stream is not None:
+            with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
-                raise
-            return stream
-        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
-    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-        cause = (
-            exc.__cause__
-            if isinstance(exc, trio.BrokenResourceError) and exc.__cause__
-            else exc
-        )
-        raise ConnectError(
-            f"could not connect to {endpoint.host}:{endpoint.port}: {cause}"
-        ) from exc
+        if isinstance(
+            exc,
+            OSError | trio.BrokenResourceError | ssl.SSLError | WebSocketHandshakeError,
+        ):
+            cause = (
+                exc.__cause__
+                if isinstance(exc, trio.BrokenResourceError) and exc.__cause__
+                else exc
+            )
+            raise ConnectError(f"could not connect to {endpoint}: {cause}") from cause
+        raise
+
+
+def _host_header(endpoint: Endpoint) -> str:
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    default = 443 if endpoint.tls else 80
+    return host if endpoint.port == default else f"{host}:{endpoint.port}"

@@ -6,6 +6,7 @@ command and CI), in which case they fail: a green run must have talked to a real
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.ejabberd import BINARY as ejabberd_binary, Ejabberd, running_ejabberd
 from tests.mosquitto import BINARY, Mosquitto, TLSFiles, running_mosquitto
 
 
@@ -86,4 +88,56 @@ def mosquitto_persistent(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker of its own with persistence on, for tests that restart it."""
     _require_binary()
     with running_mosquitto(tmp_path, persistence=True) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def client_cert(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A client certificate and its key (one PEM file) issued by the suite's CA."""
+    path = tmp_path_factory.mktemp("client-cert") / "client.pem"
+    ca.issue_cert("client.example").private_key_and_cert_chain_pem.write_to_path(
+        str(path)
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def mosquitto_mtls(
+    tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mosquitto]:
+    """A broker whose TLS listener requires a client certificate from the suite's CA."""
+    _require_binary()
+    with running_mosquitto(
+        tmp_path_factory.mktemp("mosquitto-mtls"),
+        tls=tls_files,
+        require_certificate=True,
+    ) as broker:
+        yield broker
+
+
+@pytest.fixture
+def mosquitto_unix(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker of its own with a Unix socket listener and persistence, for restarts."""
+    _require_binary()
+    with running_mosquitto(tmp_path, persistence=True, unix_socket=True) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def ejabberd(ca: trustme.CA) -> Iterator[Ejabberd]:
+    """ejabberd's mod_mqtt: MQTT over TCP, WebSocket and WebSocket over TLS (our CA, 2 days)."""
+    if ejabberd_binary is None:
+        if os.environ.get("TRIO_MQTT_REQUIRE_BROKER") == "1":
+            pytest.fail("ejabberd is not installed but TRIO_MQTT_REQUIRE_BROKER=1")
+        pytest.skip("ejabberd is not installed: `bash scripts/test` installs it")
+    now = datetime.datetime.now(datetime.UTC)
+    cert = ca.issue_cert(
+        "localhost",
+        "127.0.0.1",
+        not_before=now - datetime.timedelta(hours=1),
+        not_after=now + datetime.timedelta(days=2),
+    )
+    with running_ejabberd(
+        certificate=cert.private_key_and_cert_chain_pem.bytes()
+    ) as broker:
         yield broker

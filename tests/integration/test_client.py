@@ -370,31 +370,6 @@ async def test_persistent_session_and_clean_start(
             assert third.session_present is False  # clean start discards it
 
 
-async def test_tls_verified_by_default(mosquitto_tls: Mosquitto, ca: object) -> None:
-    import ssl
-
-    import trustme
-
-    assert isinstance(ca, trustme.CA)
-    url = f"mqtts://localhost:{mosquitto_tls.tls_port}"
-    with trio.fail_after(10):
-        with pytest.raises(trio_mqtt.ConnectError) as info:
-            async with trio_mqtt.open_client(
-                url
-            ):  # the system trust store does not know the test CA
-                pytest.fail("connected to an untrusted server")
-        assert isinstance(info.value.__cause__, ssl.SSLError | trio.BrokenResourceError)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
-        with pytest.raises(trio_mqtt.ConnectError):
-            async with trio_mqtt.open_client(
-                f"mqtts://127.0.0.2:{mosquitto_tls.tls_port}", tls=context
-            ):
-                pytest.fail("connected despite a host name mismatch")
-        async with trio_mqtt.open_client(url, tls=context) as client:
-            assert (await client.publish("tls/ok", b"1", qos=1)).packet_id is not None
-
-
 async def test_user_exception_leaves_the_block_bare(mosquitto: Mosquitto) -> None:
     class Boom(Exception):
         pass

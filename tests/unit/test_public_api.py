@@ -20,7 +20,7 @@ EXPECTED = {
     "Subscription", "SubscriptionStatistics", "UnsubscribeError", "Will", "__version__",
     "open_client", "topic_matches", "ReconnectPolicy", "ClientState", "Connected",
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
-    "SessionStore", "MemorySessionStore", "SQLiteSessionStore",
+    "SessionStore", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
 }  # fmt: skip
 
 
@@ -89,26 +89,55 @@ def test_secrets_stay_out_of_reprs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "host", "port", "tls"),
+    ("url", "expected"),
     [
-        ("mqtt://h", "h", 1883, False),
-        ("mqtts://h", "h", 8883, True),
-        ("mqtt://h:1", "h", 1, False),
-        ("mqtt://[::1]:9", "::1", 9, False),
+        ("mqtt://h", ("tcp", "h", 1883, False, "")),
+        ("tcp://h:1", ("tcp", "h", 1, False, "")),
+        ("mqtts://h", ("tcp", "h", 8883, True, "")),
+        ("MQTTS://h/", ("tcp", "h", 8883, True, "")),
+        ("mqtt://[::1]:9", ("tcp", "::1", 9, False, "")),
+        ("ws://h", ("websocket", "h", 80, False, "/mqtt")),
+        ("ws://h:8080/", ("websocket", "h", 8080, False, "/")),
+        ("wss://h/a/b?x=1", ("websocket", "h", 443, True, "/a/b?x=1")),
+        ("unix:///run/mosquitto.sock", ("unix", "", 0, False, "/run/mosquitto.sock")),
     ],
 )
-def test_urls(url: str, host: str, port: int, tls: bool) -> None:
+def test_urls(url: str, expected: tuple[str, str, int, bool, str]) -> None:
     endpoint = Endpoint.from_url(url)
-    assert (endpoint.host, endpoint.port, endpoint.tls) == (host, port, tls)
+    assert (
+        endpoint.transport,
+        endpoint.host,
+        endpoint.port,
+        endpoint.tls,
+        endpoint.path,
+    ) == expected
+    assert Endpoint.from_url(str(endpoint)) == endpoint  # str() is a URL again
 
 
 @pytest.mark.parametrize(
-    "url", ["http://h", "mqtt://", "mqtt://h:99999", "mqtt://u:pw@h:x"]
+    "url",
+    [
+        "http://h",
+        "mqtt://",
+        "mqtt://h:99999",
+        "mqtt://u:pw@h:x",
+        "ws://u:pw@:80/mqtt",
+        "unix://u:pw@",
+        "mqtt://u:pw@h/path",
+        "mqtts://u:pw@[::1",
+    ],
 )
 def test_bad_urls_fail_early_without_the_password(url: str) -> None:
     with pytest.raises(ValueError) as info:
         Endpoint.from_url(url)
     assert "pw" not in str(info.value)
+
+
+def test_url_credentials_are_percent_decoded_and_hidden() -> None:
+    endpoint = Endpoint.from_url("wss://al%40ice:p%3Aw%20d@h/mqtt")
+    assert (endpoint.username, endpoint.password) == ("al@ice", "p:w d")
+    assert "p:w d" not in repr(endpoint)
+    assert "p:w" not in str(endpoint)
 
 
 async def test_bad_arguments_raise_value_error_before_connecting() -> None:
