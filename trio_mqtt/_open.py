@@ -13,7 +13,12 @@ from ._client import MQTTClient
 from ._config import Endpoint, ReconnectPolicy
 from ._enums import ProtocolVersion
 from ._exceptions import MQTTError
-from ._options import BrokerSpec, build_connect, resolve_endpoints
+from ._options import (
+    DEFAULT_MAX_PACKET_SIZE,
+    BrokerSpec,
+    build_connect,
+    resolve_endpoints,
+)
 from ._sansio._packets import Will
 from ._sansio._session import SessionState
 from ._stores import SessionStore
@@ -52,7 +57,7 @@ async def open_client(
     websocket_headers: Mapping[str, str] | None = None,
     connect_timeout: float = 10.0,
     receive_maximum: int = 65535,
-    max_packet_size: int | None = None,
+    max_packet_size: int | None = DEFAULT_MAX_PACKET_SIZE,
     buffer_size: int = 1024,
     reconnect: ReconnectPolicy | None = _DEFAULT_RECONNECT,
     offline_queue: int = 10_000,
@@ -86,7 +91,10 @@ async def open_client(
         connect_timeout: seconds to wait for each connection attempt, up to CONNACK.
         receive_maximum: how many unacknowledged QoS 1/2 messages the broker may send us; it
             also bounds how many of them the subscriptions buffer.
-        max_packet_size: the largest packet accepted from the broker (advertised, MQTT 5).
+        max_packet_size: the largest packet accepted from the broker, in bytes (16 MiB by
+            default; ``None``: the protocol's 256 MiB). MQTT 5 advertises it, so the broker
+            does not send larger messages to this client; anything larger that arrives ends
+            the connection with DISCONNECT 0x95 before a byte of it is buffered.
         buffer_size: default number of QoS 0 messages each subscription buffers before the
             client stops reading the network (backpressure).
         reconnect: how to reconnect after losing an established connection (backoff with
@@ -185,7 +193,9 @@ async def open_client(
                 client._closed = True
                 await supervisor.close()
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
+        # The client's failure may arrive twice, from the supervisor and from the block,
+        # which re-raises it when an operation finds the client failed: one error, once.
+        leaves = list({id(leaf): leaf for leaf in _leaves(group)}.values())
         if len(leaves) != 1:
             raise
         leaf = leaves[0]

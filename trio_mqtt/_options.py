@@ -10,11 +10,13 @@ import attrs
 
 from ._config import Endpoint
 from ._enums import ProtocolVersion
+from ._sansio._codec import MAX_PACKET_SIZE
 from ._sansio._packets import Connect, Will
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._topics import validate_topic_name
 
 BrokerSpec = str | Endpoint | Sequence[str | Endpoint]
+DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
 
 
 def resolve_endpoints(
@@ -77,6 +79,8 @@ def build_connect(
         raise ValueError("keepalive must be 0..65535 seconds")
     if not 1 <= receive_maximum <= 65535:
         raise ValueError("receive_maximum must be 1..65535")
+    if max_packet_size is not None and not 64 <= max_packet_size <= MAX_PACKET_SIZE:
+        raise ValueError(f"max_packet_size must be 64..{MAX_PACKET_SIZE} bytes")
     if client_id is None:
         client_id = "" if v5 else f"trio-mqtt-{secrets.token_hex(8)}"
     if will is not None:

@@ -166,7 +166,7 @@ class Supervisor:
                 raise
         if scope.cancelled_caught:
             raise ConnectError(
-                f"no connection to {endpoint.host}:{endpoint.port} within {settings.connect_timeout:g}s"
+                f"no connection to {endpoint} within {settings.connect_timeout:g}s"
             )
         if connack.reason_code.is_failure:
             await trio.aclose_forcefully(link.stream)
@@ -184,9 +184,7 @@ class Supervisor:
         if reference and code in _REDIRECTS:
             target = parse_server_reference(reference, self.endpoint)
             if target is not None:
-                log.info(
-                    "following the server reference to %s:%d", target.host, target.port
-                )
+                log.info("following the server reference to %s", target)
                 return target
         endpoints = self.settings.endpoints
         if error is not None and len(endpoints) > 1:
@@ -240,8 +238,8 @@ class Supervisor:
                         ),
                     )  # fmt: skip
                     log.info(
-                        "reconnecting to %s:%d in %.2fs (attempt %d): %s",
-                        endpoint.host, endpoint.port, delay, attempt + 1, error,
+                        "reconnecting to %s in %.2fs (attempt %d): %s",
+                        endpoint, delay, attempt + 1, error,
                     )  # fmt: skip
                     await trio.sleep(delay)
                 self.endpoint = endpoint
@@ -259,8 +257,8 @@ class Supervisor:
                 if self.started:
                     self.reconnects += 1
                 log.info(
-                    "connected to %s:%d (session present: %s)",
-                    endpoint.host, endpoint.port, connack.session_present,
+                    "connected to %s (session present: %s)",
+                    endpoint, connack.session_present,
                 )  # fmt: skip
                 error = await self._run_link(link, connack, task_status)
                 if error is None:

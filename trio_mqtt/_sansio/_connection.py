@@ -141,6 +141,8 @@ class MQTTConnection:
         # packet id -> [qos, acknowledged]. Acks leave in this order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
         self._unacked: dict[int, list[int]] = {}
         self._inbound_aliases: dict[int, str] = {}
+        # SUBSCRIBE/UNSUBSCRIBE in flight on this connection: packet id -> number of filters.
+        self._requests: dict[int, int] = {}
         self._v5 = version is ProtocolVersion.V5
 
     # -- commands ------------------------------------------------------------------------------
@@ -286,22 +288,26 @@ class MQTTConnection:
     ) -> int:
         """Queue SUBSCRIBE; returns its packet id."""
         self._require_connected()
-        return self._queue_with_packet_id(
+        packet_id = self._queue_with_packet_id(
             lambda pid: Subscribe(
                 packet_id=pid, subscriptions=tuple(requests), properties=properties
             )
         )[0]
+        self._requests[packet_id] = len(requests)
+        return packet_id
 
     def unsubscribe(
         self, topic_filters: Sequence[str], properties: Properties = EMPTY_PROPERTIES
     ) -> int:
         """Queue UNSUBSCRIBE; returns its packet id."""
         self._require_connected()
-        return self._queue_with_packet_id(
+        packet_id = self._queue_with_packet_id(
             lambda pid: Unsubscribe(
                 packet_id=pid, topic_filters=tuple(topic_filters), properties=properties
             )
         )[0]
+        self._requests[packet_id] = len(topic_filters)
+        return packet_id
 
     def disconnect(
         self,
@@ -544,7 +550,7 @@ class MQTTConnection:
         ]
 
     def _on_suback(self, packet: SubAck, now: float) -> list[Event]:
-        self._release_request(packet.packet_id, "SUBACK")
+        self._release_request(packet.packet_id, "SUBACK", len(packet.reason_codes))
         return [
             SubscribeAcknowledged(
                 packet.packet_id, packet.reason_codes, packet.properties
@@ -552,18 +558,29 @@ class MQTTConnection:
         ]
 
     def _on_unsuback(self, packet: UnsubAck, now: float) -> list[Event]:
-        self._release_request(packet.packet_id, "UNSUBACK")
+        count = len(packet.reason_codes) if self._v5 else None  # 3.1.1: no codes
+        self._release_request(packet.packet_id, "UNSUBACK", count)
         return [
             UnsubscribeAcknowledged(
                 packet.packet_id, packet.reason_codes, packet.properties
             )
         ]
 
-    def _release_request(self, packet_id: int, what: str) -> None:
+    def _release_request(self, packet_id: int, what: str, count: int | None) -> None:
         ids = self.session.packet_ids
-        if not ids.in_use(packet_id) or packet_id in self.session.outbound:
+        expected = self._requests.pop(packet_id, None)
+        if (
+            expected is None
+            or not ids.in_use(packet_id)
+            or packet_id in self.session.outbound
+        ):
             raise RemoteProtocolError(
                 f"{what} for packet id {packet_id}, which has no request in flight"
+            )
+        if count is not None and count != expected:
+            # one reason code per topic filter: [MQTT-3.9.3-1], [MQTT-3.11.3-1]
+            raise RemoteProtocolError(
+                f"{what} carries {count} reason codes for {expected} topic filters"
             )
         ids.release(packet_id)
 
