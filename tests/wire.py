@@ -102,3 +102,19 @@ def publish(
 
 
 PINGRESP = b"\xd0\x00"
+
+
+def binary(data: bytes) -> bytes:
+    return u16(len(data)) + data
+
+
+def auth_props(method: str, data: bytes | None = None) -> bytes:
+    """Authentication Method (0x15) and Data (0x16) properties."""
+    return props(
+        b"\x15" + string(method),
+        *([b"\x16" + binary(data)] if data is not None else []),
+    )
+
+
+def auth(code: int, method: str, data: bytes | None = None) -> bytes:
+    return frame(0xF0, bytes([code]) + auth_props(method, data))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ._auth import (
+    Authenticator as Authenticator,
+    ScramAuthenticator as ScramAuthenticator,
+)
 from ._client import MQTTClient as MQTTClient
 from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
 from ._enums import (
@@ -12,6 +16,7 @@ from ._enums import (
     RetainHandling as RetainHandling,
 )
 from ._exceptions import (
+    AuthenticationError as AuthenticationError,
     ConnectError as ConnectError,
     ConnectionLostError as ConnectionLostError,
     ConnectRefusedError as ConnectRefusedError,
@@ -55,7 +60,8 @@ __all__ = [
     "Endpoint", "MQTTClient", "Message", "PublishResult", "Subscription", "SubscriptionStatistics",
     "open_client", "ReconnectPolicy", "ClientState", "Connected", "Disconnected", "Reconnecting",
     "StateChange", "StateWatcher", "NotConnectedError", "SessionStore", "MemorySessionStore",
-    "SQLiteSessionStore", "TLSConfig",
+    "SQLiteSessionStore", "TLSConfig", "Authenticator", "ScramAuthenticator",
+    "AuthenticationError",
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",

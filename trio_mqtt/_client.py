@@ -139,6 +139,22 @@ class MQTTClient:
             await self._ready_event.wait()
         await trio.lowlevel.checkpoint()
 
+    async def reauthenticate(self) -> None:
+        """Authenticate again on the live connection (MQTT 5 AUTH 0x19, section 4.12.1) with
+        the ``authenticator`` the client was opened with, e.g. before a token expires.
+
+        Raises:
+            NotConnectedError: not connected right now.
+            AuthenticationError: the broker's final data did not verify; the connection ends.
+            ConnectionLostError: the connection ended first (a broker that refuses the new
+                credentials disconnects, with the reason code).
+            LocalProtocolError: the client has no authenticator.
+        """
+        self._check_open()
+        if self._link is None or not self._ready:
+            raise NotConnectedError("re-authentication needs a live connection")
+        await self._link.reauthenticate()
+
     def _check_open(self) -> None:
         if self._failure is not None:
             raise self._failure

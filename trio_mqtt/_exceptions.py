@@ -8,7 +8,8 @@
     │   └── RemoteProtocolError     the peer sent something illegal
     │       └── MalformedPacketError    bytes that cannot be decoded (0x81)
     ├── ConnectError                no MQTT connection could be established (__cause__ holds the OS error)
-    │   └── ConnectRefusedError     CONNACK carried a failure reason code
+    │   ├── ConnectRefusedError     CONNACK carried a failure reason code
+    │   └── AuthenticationError     enhanced authentication failed on our side (e.g. a server proof)
     ├── ConnectionLostError         an established connection ended
     ├── NotConnectedError           offline, and the offline queue is full or its timeout passed
     └── NegativeAckError            the broker answered an operation with a failure reason code
@@ -137,6 +138,12 @@ class ConnectRefusedError(ConnectError):
         self.reason_code = reason_code
         self.reason_string = reason_string
         self.server_reference = server_reference
+
+
+class AuthenticationError(ConnectError):
+    """Enhanced authentication failed on the client's side: the authenticator refused the
+    server's challenge or proof (for SCRAM: the server does not know the password, or is not
+    the server it claims to be). Not retried."""
 
 
 class ConnectionLostError(MQTTError):

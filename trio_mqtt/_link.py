@@ -16,21 +16,28 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
+import attrs
 import trio
 
+from ._auth import Authenticator
+from ._enums import ReasonCode
 from ._exceptions import (
+    AuthenticationError,
     ConnectError,
     ConnectionLostError,
+    LocalProtocolError,
     MQTTError,
     RemoteProtocolError,
 )
 from ._sansio._connection import MQTTConnection
 from ._sansio._events import (
+    AuthChallenged,
     ConnectionAccepted,
     ConnectionRefused,
     DisconnectReceived,
     Event,
     KeepAliveExpired,
+    ReauthenticationCompleted,
 )
 from ._sansio._packets import ConnAck, Connect
 
@@ -56,8 +63,11 @@ class Link:
         on_event: Callable[[Event], Awaitable[None]],
         *,
         before_send: Callable[[], None] | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.stream = stream
+        self._authenticator = authenticator
+        self._reauthenticated: trio.Event | None = None
         self._before_send = before_send
         self.conn = conn
         self._on_event = on_event
@@ -81,6 +91,16 @@ class Link:
             RemoteProtocolError: the broker answered with something other than CONNACK.
         """
         conn = self.conn
+        authenticator = self._authenticator
+        if authenticator is not None:
+            connect = attrs.evolve(
+                connect,
+                properties=attrs.evolve(
+                    connect.properties,
+                    authentication_method=authenticator.method,
+                    authentication_data=self._authenticate(authenticator.start),
+                ),
+            )
         conn.connect(connect, now=trio.current_time())
         try:
             await self.stream.send_all(conn.data_to_send(now=trio.current_time()))
@@ -96,6 +116,14 @@ class Link:
                     await self._flush_quietly()
                     raise
                 for index, event in enumerate(events):
+                    if isinstance(event, AuthChallenged):
+                        self._answer(event)
+                        await self.stream.send_all(
+                            conn.data_to_send(now=trio.current_time())
+                        )
+                    if isinstance(event, ConnectionAccepted) and authenticator:
+                        final = event.connack.properties.authentication_data
+                        self._authenticate(authenticator.finish, final)
                     if isinstance(event, ConnectionAccepted | ConnectionRefused):
                         self._early = events[index + 1 :]
                         return event.connack
@@ -103,8 +131,51 @@ class Link:
                         raise ConnectError(
                             f"the broker sent DISCONNECT instead of CONNACK ({event.reason_code.describe()})"
                         )
+        except AuthenticationError:
+            await self._flush_quietly()  # the DISCONNECT it queued
+            raise
         except _TRANSPORT_ERRORS as exc:
             raise ConnectError(f"the connection failed before CONNACK: {exc}") from exc
+
+    def _authenticate(
+        self, step: Callable[..., bytes | None], *args: object
+    ) -> bytes | None:
+        """One authenticator step; a failure becomes AuthenticationError (and DISCONNECT)."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            self.conn.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+            if isinstance(exc, AuthenticationError):
+                raise
+            raise AuthenticationError(
+                f"the authenticator failed: {type(exc).__name__}"
+            ) from exc
+
+    def _answer(self, event: AuthChallenged) -> None:
+        """Answer the broker's AUTH 0x18 with the authenticator's response."""
+        assert self._authenticator is not None  # the machine checked the method
+        response = self._authenticate(self._authenticator.challenge, event.data)
+        self.conn.auth(ReasonCode.CONTINUE_AUTHENTICATION, response)
+
+    async def reauthenticate(self) -> None:
+        """Run a re-authentication (AUTH 0x19, section 4.12.1) on this connection.
+
+        Raises:
+            LocalProtocolError: the client has no authenticator.
+            AuthenticationError: the server's final data did not verify (the link ends).
+            ConnectionLostError: the connection ended first (e.g. the broker refused).
+        """
+        authenticator = self._authenticator
+        if authenticator is None:
+            raise LocalProtocolError("re-authentication needs an authenticator")
+        done = self._reauthenticated = trio.Event()
+        self.conn.auth(ReasonCode.RE_AUTHENTICATE, authenticator.start())
+        self.wake()
+        await done.wait()  # set by AUTH 0x00, or by the link's end
+        if self._failure is not None:
+            raise self._failure
+        if self._ended:
+            raise _lost("the connection closed during re-authentication")
 
     async def _flush_quietly(self) -> None:
         # Best effort, e.g. the DISCONNECT a protocol error queued; never blocks for long.
@@ -148,6 +219,8 @@ class Link:
             self._failure = error
             log.debug("link failed: %s", error)
         self._sent_event.set()  # wake wait_sent() callers so they see the failure
+        if self._reauthenticated is not None:
+            self._reauthenticated.set()
         self._cancel_scope.cancel()
 
     @property
@@ -178,6 +251,16 @@ class Link:
                 await self._dispatch(event)
 
     async def _dispatch(self, event: Event) -> None:
+        if isinstance(event, AuthChallenged):
+            self._answer(event)
+            self.wake()
+            return
+        if isinstance(event, ReauthenticationCompleted):
+            assert self._authenticator is not None
+            self._authenticate(self._authenticator.finish, event.data)
+            if self._reauthenticated is not None:
+                self._reauthenticated.set()
+            return
         if isinstance(event, DisconnectReceived):
             props = event.properties
             error = ConnectionLostError(

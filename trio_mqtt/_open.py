@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from ._auth import Authenticator
 from ._client import MQTTClient
 from ._config import Endpoint, ReconnectPolicy
 from ._enums import ProtocolVersion
@@ -49,6 +50,7 @@ async def open_client(
     protocol: ProtocolVersion = ProtocolVersion.V5,
     username: str | None = None,
     password: str | bytes | None = None,
+    authenticator: Authenticator | None = None,
     keepalive: float = 60.0,
     clean_start: bool = True,
     session_expiry: float = 0.0,
@@ -77,6 +79,9 @@ async def open_client(
         protocol: ``ProtocolVersion.V5`` (default) or ``ProtocolVersion.V311``.
         username: the user name (overrides the URL's).
         password: the password (overrides the URL's). Never logged or shown in errors.
+        authenticator: MQTT 5 enhanced authentication (section 4.12), e.g.
+            :class:`ScramAuthenticator`; it answers the broker's AUTH challenges on every
+            connection and :meth:`MQTTClient.reauthenticate` uses it again.
         keepalive: seconds of silence before a PINGREQ; 0 disables keep alive. A broker that
             does not answer is detected within 1.5 times this. A Server Keep Alive wins.
         clean_start: start a new session instead of resuming one (first connection only).
@@ -115,6 +120,7 @@ async def open_client(
     Raises:
         ConnectError: no connection could be made (``__cause__`` holds the network error).
         ConnectRefusedError: the broker refused the CONNECT.
+        AuthenticationError: the authenticator refused the broker's challenge or proof.
         ConnectionLostError: the connection ended while the block was running and the client
             is not reconnecting (or gave up, or the refusal cannot be fixed by retrying).
         ValueError: invalid arguments.
@@ -138,6 +144,8 @@ async def open_client(
         session_expiry=session_expiry, will=will, receive_maximum=receive_maximum,
         max_packet_size=max_packet_size,
     )  # fmt: skip
+    if authenticator is not None and protocol is not ProtocolVersion.V5:
+        raise ValueError("enhanced authentication (authenticator=) needs MQTT 5")
     if session_store is not None and not client_id:
         raise ValueError("a session_store needs a fixed client_id")
     if offline_queue < 0:
@@ -153,7 +161,7 @@ async def open_client(
     settings = ConnectionSettings(
         endpoints=endpoints, connect=connect, open_stream=open_stream,
         connect_timeout=connect_timeout, receive_maximum=receive_maximum,
-        max_packet_size=max_packet_size, reconnect=reconnect,
+        max_packet_size=max_packet_size, reconnect=reconnect, authenticator=authenticator,
     )  # fmt: skip
     session = (
         session_store.load(connect.client_id, protocol)

@@ -22,9 +22,11 @@ from typing import Protocol
 import attrs
 import trio
 
+from ._auth import Authenticator
 from ._config import Endpoint, ReconnectPolicy
 from ._enums import ProtocolVersion, ReasonCode
 from ._exceptions import (
+    AuthenticationError,
     ConnectError,
     ConnectionLostError,
     ConnectRefusedError,
@@ -88,6 +90,7 @@ class ConnectionSettings:
     receive_maximum: int
     max_packet_size: int | None
     reconnect: ReconnectPolicy | None
+    authenticator: Authenticator | None = None
 
 
 def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None:
@@ -157,6 +160,7 @@ class Supervisor:
                 conn,
                 self.owner._on_event,
                 before_send=self._before_send,
+                authenticator=settings.authenticator,
             )
             try:
                 connack = await link.handshake(self.connect)
@@ -293,6 +297,8 @@ class Supervisor:
         code = getattr(error, "reason_code", None)
         if isinstance(error, ConnectRefusedError) and code in _FATAL_REFUSALS:
             return False
+        if isinstance(error, AuthenticationError):
+            return False  # wrong credentials or the wrong server: retrying cannot help
         if isinstance(error, ConnectionLostError) and code in _FATAL_DISCONNECTS:
             return False
         if policy.max_attempts is not None and attempt >= policy.max_attempts:

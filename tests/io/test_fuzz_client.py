@@ -72,13 +72,12 @@ def run_client(
                 try:
                     async with (
                         trio_mqtt.open_client(
-                        transport_factory=broker.factory,
-                        reconnect=None,
-                        max_packet_size=4096,
-                        connect_timeout=10,
-                    ) as client, client.subscribe("#", qos=2)
-                        if not before_connack
-                        else _null()
+                            transport_factory=broker.factory,
+                            reconnect=None,
+                            max_packet_size=4096,
+                            connect_timeout=10,
+                        ) as client,
+                        client.subscribe("#", qos=2) if not before_connack else _null(),
                     ):
                         await trio.sleep_forever()
                 except BaseException as exc:

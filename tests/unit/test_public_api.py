@@ -21,6 +21,7 @@ EXPECTED = {
     "open_client", "topic_matches", "ReconnectPolicy", "ClientState", "Connected",
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
     "SessionStore", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
+    "Authenticator", "ScramAuthenticator", "AuthenticationError",
 }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ._codec import MAX_PACKET_SIZE, PacketReader, encode_packet
 from ._events import (
+    AuthChallenged,
     ConnectionAccepted,
     ConnectionRefused,
     DisconnectReceived,
@@ -34,6 +35,7 @@ from ._events import (
     MessageReceived,
     PongReceived,
     PublishAcknowledged,
+    ReauthenticationCompleted,
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
@@ -143,6 +145,10 @@ class MQTTConnection:
         self._inbound_aliases: dict[int, str] = {}
         # SUBSCRIBE/UNSUBSCRIBE in flight on this connection: packet id -> number of filters.
         self._requests: dict[int, int] = {}
+        # Enhanced authentication (section 4.12): the method CONNECT named, and whether a
+        # re-authentication we started is under way.
+        self.auth_method: str | None = None
+        self._reauthenticating = False
         self._v5 = version is ProtocolVersion.V5
 
     # -- commands ------------------------------------------------------------------------------
@@ -161,6 +167,7 @@ class MQTTConnection:
                 "the CONNECT's protocol version differs from the connection's"
             )
         self.keep_alive = float(packet.keep_alive)
+        self.auth_method = packet.properties.authentication_method if self._v5 else None
         self._send(packet)
         self._last_sent = now
         self.state = ConnectionState.CONNECTING
@@ -308,6 +315,47 @@ class MQTTConnection:
         )[0]
         self._requests[packet_id] = len(topic_filters)
         return packet_id
+
+    def auth(
+        self,
+        reason_code: ReasonCode,
+        data: bytes | None = None,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> None:
+        """Queue AUTH with the negotiated method: ``CONTINUE_AUTHENTICATION`` answers an
+        :class:`AuthChallenged`; ``RE_AUTHENTICATE`` starts a re-authentication on a live
+        connection (section 4.12.1).
+
+        Raises:
+            LocalProtocolError: no Authentication Method was sent in CONNECT ([MQTT-4.12.1-1]),
+                or the reason code does not fit the state.
+        """
+        if self.auth_method is None:
+            raise LocalProtocolError(
+                "AUTH needs the Authentication Method of CONNECT"
+            )  # [MQTT-4.12.1-1], [MQTT-3.15.2-1]
+        if reason_code is ReasonCode.RE_AUTHENTICATE:
+            self._require_connected()
+            if self._reauthenticating:
+                raise LocalProtocolError("a re-authentication is already under way")
+            self._reauthenticating = True
+        elif reason_code is ReasonCode.CONTINUE_AUTHENTICATION:
+            if not (self.state is ConnectionState.CONNECTING or self._reauthenticating):
+                raise LocalProtocolError("no authentication exchange is under way")
+        else:
+            raise LocalProtocolError(
+                f"a client cannot send AUTH {reason_code.describe()}"
+            )
+        self._send(
+            Auth(
+                reason_code=reason_code,
+                properties=attrs.evolve(
+                    properties,
+                    authentication_method=self.auth_method,  # [MQTT-4.12.0-5]
+                    authentication_data=data,
+                ),
+            )
+        )
 
     def disconnect(
         self,
@@ -593,11 +641,27 @@ class MQTTConnection:
         return [DisconnectReceived(packet.reason_code, packet.properties)]
 
     def _on_auth(self, packet: Auth, now: float) -> list[Event]:
-        # Enhanced authentication is not negotiated yet (we never send an Authentication Method),
-        # so AUTH from the server is a protocol error ([MQTT-4.12.0-6]).
+        props = packet.properties
+        if self.auth_method is None:
+            # we never named an Authentication Method, so the server must not send AUTH
+            raise RemoteProtocolError(
+                "AUTH received but no authentication method was negotiated"
+            )  # [MQTT-4.12.0-6]
+        if props.authentication_method != self.auth_method:
+            raise RemoteProtocolError(
+                f"AUTH names method {props.authentication_method!r}, not {self.auth_method!r}"
+            )  # [MQTT-4.12.0-5]
+        code = packet.reason_code
+        if code is ReasonCode.CONTINUE_AUTHENTICATION and (
+            self.state is ConnectionState.CONNECTING or self._reauthenticating
+        ):
+            return [AuthChallenged(props.authentication_data, props)]
+        if code is ReasonCode.SUCCESS and self._reauthenticating:
+            self._reauthenticating = False
+            return [ReauthenticationCompleted(props.authentication_data, props)]
         raise RemoteProtocolError(
-            "AUTH received but no authentication method was negotiated"
-        )
+            f"unexpected AUTH {code.describe()} while {self.state.value}"
+        )  # section 4.12: the server continues or ends what the client started
 
 
 _CONNECTED: Final = ConnectionState.CONNECTED

@@ -75,8 +75,25 @@ class KeepAliveExpired:
     """No PINGRESP came back in time: the broker is unresponsive ([MQTT-3.1.2-24] client side)."""
 
 
+@attrs.frozen
+class AuthChallenged:
+    """The broker sent AUTH 0x18 (continue authentication): answer with
+    :meth:`MQTTConnection.auth`. During CONNECT, or during a re-authentication we started."""
+
+    data: bytes | None = attrs.field(repr=False)
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
+class ReauthenticationCompleted:
+    """The broker accepted our re-authentication (AUTH 0x00); ``data`` is its final word."""
+
+    data: bytes | None = attrs.field(repr=False)
+    properties: Properties = EMPTY_PROPERTIES
+
+
 Event = (
     ConnectionAccepted | ConnectionRefused | MessageReceived | PublishAcknowledged
     | SubscribeAcknowledged | UnsubscribeAcknowledged | DisconnectReceived | PongReceived
-    | KeepAliveExpired
+    | KeepAliveExpired | AuthChallenged | ReauthenticationCompleted
 )  # fmt: skip
