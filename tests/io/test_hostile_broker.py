@@ -206,3 +206,34 @@ async def test_hostile_broker(case: Evil) -> None:
 
 def test_the_catalogue_is_big_enough() -> None:
     assert len({case.name for case in CATALOGUE}) == len(CATALOGUE) >= 25
+
+
+async def test_never_sends_more_than_the_brokers_maximum_packet_size() -> None:
+    """[MQTT-3.1.2-24]: a PUBLISH too big for the broker raises to the caller, is not sent, and
+    the connection goes on."""
+    broker = ScriptedBroker(V5)
+    received: list[Packet] = []
+
+    async def script() -> None:
+        await broker.expect(Connect)
+        await broker.send(
+            wire.connack(properties=_props(b"\x27" + (200).to_bytes(4, "big")))
+        )
+        while (packet := await broker.receive()) is not None:
+            received.append(packet)
+            if isinstance(packet, Publish) and packet.qos:
+                await broker.send(wire.puback(packet.packet_id or 0))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(script)
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, reconnect=None
+            ) as client:
+                with pytest.raises(trio_mqtt.LocalProtocolError) as info:
+                    await client.publish("t", b"x" * 300, qos=1)
+                assert info.value.reason_code is ReasonCode.PACKET_TOO_LARGE
+                assert "Maximum Packet Size of 200" in str(info.value)
+                await client.publish("t", b"small", qos=1)  # still connected
+    publishes = [p for p in received if isinstance(p, Publish)]
+    assert [p.payload for p in publishes] == [b"small"]

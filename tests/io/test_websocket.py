@@ -166,3 +166,29 @@ async def test_each_publish_is_one_binary_message_and_close_is_clean() -> None:
                     await client.publish("t", str(n).encode())
             await closed.wait()
     assert seen == [2, 3, 4]  # CONNECT was message 1; no packet split or merged here
+
+
+async def test_server_pings_are_answered() -> None:
+    pongs: list[bool] = []
+
+    async def script(ws: WebSocketConnection, reader: Reader) -> None:
+        await reader.expect(Connect)
+        await ws.send_message(wire.connack())
+        subscribe = await reader.expect(Subscribe)
+        await ws.send_message(wire.suback(subscribe.packet_id, 0))
+        with trio.fail_after(5):
+            await ws.ping(b"are you there")  # returns when the matching pong arrives
+        pongs.append(True)
+        await ws.send_message(wire.publish("t", b"after the ping"))
+        unsubscribe = await reader.expect(Unsubscribe)
+        await ws.send_message(wire.unsuback(unsubscribe.packet_id, 0))
+        await reader.expect(Disconnect)
+
+    with trio.fail_after(10):
+        async with (
+            ws_server(script) as (url, _),
+            trio_mqtt.open_client(url, reconnect=None) as client,
+            client.subscribe("t", qos=0) as messages,
+        ):
+            assert (await messages.receive()).payload == b"after the ping"
+    assert pongs == [True]
