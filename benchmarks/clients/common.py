@@ -1,0 +1,71 @@
+"""What every benchmark client shares: the command line, clocks and the one-line JSON report.
+
+    python -m benchmarks.clients.<library> MODE PORT TOPIC COUNT [QOS [INFLIGHT]]
+
+MODE is ``publish`` (COUNT 64-byte messages, at most INFLIGHT unacknowledged), ``sub`` (print
+``ready`` once subscribed, then count COUNT messages), ``roundtrip`` (publish and wait for the
+message to come back, COUNT times) or ``idle`` (open COUNT connections and hold them). Times are
+``time.monotonic()`` (CLOCK_MONOTONIC, comparable across processes), CPU is ``process_time()``
+(user + system, all threads) spent inside the workload, not in start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+import attrs
+
+PAYLOAD = b"x" * 64
+now = time.monotonic
+cpu = time.process_time
+
+
+@attrs.frozen
+class Args:
+    mode: str
+    port: int
+    topic: str
+    count: int
+    qos: int
+    inflight: int
+
+
+def parse() -> Args:
+    argv = sys.argv[1:]
+    return Args(
+        mode=argv[0],
+        port=int(argv[1]),
+        topic=argv[2],
+        count=int(argv[3]),
+        qos=int(argv[4]) if len(argv) > 4 else 0,
+        inflight=int(argv[5]) if len(argv) > 5 else 100,
+    )
+
+
+def ready() -> None:
+    print("ready", flush=True)
+
+
+def report(**values: Any) -> None:
+    print(json.dumps(values), flush=True)
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {"p50": ordered[len(ordered) // 2], "p99": ordered[len(ordered) * 99 // 100]}
+
+
+def rss() -> int:
+    """Resident memory of this process, in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -1,0 +1,103 @@
+"""paho-mqtt 2.x (its network thread: loop_start) in the benchmark workloads (see common.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import paho.mqtt.client as mqtt
+
+from benchmarks.clients.common import (
+    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+)  # fmt: skip
+
+
+def connect(args: Args, inflight: int = 100) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(inflight)
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect("127.0.0.1", args.port, keepalive=600)
+    client.loop_start()
+    connected.wait(10)
+    return client
+
+
+def publish(args: Args) -> None:
+    client = connect(args, args.inflight)
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == args.count:
+            done.set()
+
+    client.on_publish = on_publish
+    c0, t0 = cpu(), now()
+    for _ in range(args.count):
+        client.publish(args.topic, PAYLOAD, qos=args.qos)
+    done.wait(300)
+    report(count=acked, start=t0, end=now(), cpu=cpu() - c0)
+    client.disconnect()
+    client.loop_stop()
+
+
+def sub(args: Args) -> None:
+    client = connect(args)
+    done, subscribed = threading.Event(), threading.Event()
+    state = {"received": 0, "first": 0.0, "c0": 0.0}
+
+    def on_message(*_: object) -> None:
+        if not state["received"]:
+            state["first"], state["c0"] = now(), cpu()
+        state["received"] += 1
+        if state["received"] == args.count:
+            done.set()
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe(args.topic, qos=args.qos)
+    subscribed.wait(10)
+    ready()
+    done.wait(120)
+    report(count=state["received"], first=state["first"], last=now(), cpu=cpu() - state["c0"])
+    client.disconnect()
+    client.loop_stop()
+
+
+def roundtrip(args: Args) -> None:
+    client = connect(args)
+    arrived, subscribed = threading.Event(), threading.Event()
+    client.on_message = lambda *a: arrived.set()
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe(args.topic, qos=args.qos)
+    subscribed.wait(10)
+    latencies = []
+    c0 = cpu()
+    for _ in range(args.count):
+        arrived.clear()
+        t0 = now()
+        client.publish(args.topic, PAYLOAD, qos=args.qos)
+        arrived.wait(10)
+        latencies.append(now() - t0)
+    report(count=args.count, cpu=cpu() - c0, **percentiles(latencies))
+    client.disconnect()
+    client.loop_stop()
+
+
+def idle(args: Args) -> None:
+    raise_fd_limit()
+    m0, t0 = rss(), now()
+    clients = [connect(args) for _ in range(args.count)]
+    t1, m1 = now(), rss()
+    report(count=len(clients), connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[arguments.mode](arguments)

@@ -1,0 +1,88 @@
+"""trio-mqtt in the benchmark workloads (see common.py)."""
+
+from __future__ import annotations
+
+import trio
+
+import trio_mqtt
+from benchmarks.clients.common import (
+    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+)  # fmt: skip
+
+
+def url(args: Args) -> str:
+    return f"mqtt://127.0.0.1:{args.port}"
+
+
+async def publish(args: Args) -> None:
+    async with trio_mqtt.open_client(url(args)) as client:
+        c0, t0 = cpu(), now()
+        if not args.qos:
+            for _ in range(args.count):
+                await client.publish(args.topic, PAYLOAD)
+        else:
+
+            async def worker(n: int) -> None:
+                for _ in range(n):
+                    await client.publish(args.topic, PAYLOAD, qos=args.qos)
+
+            share, extra = divmod(args.count, args.inflight)
+            async with trio.open_nursery() as nursery:
+                for i in range(args.inflight):
+                    nursery.start_soon(worker, share + (i < extra))
+        report(count=args.count, start=t0, end=now(), cpu=cpu() - c0)
+
+
+async def sub(args: Args) -> None:
+    async with (
+        trio_mqtt.open_client(url(args)) as client,
+        client.subscribe(args.topic, qos=args.qos, buffer_size=10_000) as messages,
+    ):
+        ready()
+        received, first, c0 = 0, 0.0, 0.0
+        last = 0.0
+        with trio.move_on_after(120):
+            async for _ in messages:
+                if not received:
+                    first, c0 = now(), cpu()
+                received += 1
+                if received == args.count:
+                    break
+        last = now()
+        report(count=received, first=first, last=last, cpu=cpu() - c0)
+
+
+async def roundtrip(args: Args) -> None:
+    async with (
+        trio_mqtt.open_client(url(args)) as client,
+        client.subscribe(args.topic, qos=args.qos) as messages,
+    ):
+        latencies = []
+        c0 = cpu()
+        for _ in range(args.count):
+            t0 = now()
+            await client.publish(args.topic, PAYLOAD, qos=args.qos)
+            await messages.receive()
+            latencies.append(now() - t0)
+        report(count=args.count, cpu=cpu() - c0, **percentiles(latencies))
+
+
+async def idle(args: Args) -> None:
+    raise_fd_limit()
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        m0, t0 = rss(), now()
+        for _ in range(args.count):
+            await stack.enter_async_context(trio_mqtt.open_client(url(args), keepalive=600))
+        t1, m1 = now(), rss()
+        report(count=args.count, connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+
+
+def main() -> None:
+    args = parse()
+    trio.run({"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[args.mode], args)
+
+
+if __name__ == "__main__":
+    main()
