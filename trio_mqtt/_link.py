@@ -40,6 +40,7 @@ from ._sansio._events import (
     ReauthenticationCompleted,
 )
 from ._sansio._packets import ConnAck, Connect
+from ._transports import quickack
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Link:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.stream = stream
+        self._quickack = quickack(stream)
         self._authenticator = authenticator
         self._reauthenticated: trio.Event | None = None
         self._before_send = before_send
@@ -234,8 +236,11 @@ class Link:
         for event in self._early:
             await self._dispatch(event)
         self._early = []
+        quick = self._quickack
         while True:
             data = await receive_some(_RECEIVE_SIZE)
+            if quick is not None:
+                quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
             if not data:
                 raise _lost("the broker closed the connection")
             try:

@@ -53,6 +53,11 @@ class WebSocketStream(trio.abc.Stream):
         self._send_lock = trio.Lock()
         self.subprotocol: str | None = None
 
+    @property
+    def transport_stream(self) -> trio.abc.Stream:
+        """The stream the WebSocket runs over (TCP or TLS)."""
+        return self._stream
+
     async def handshake(
         self, host: str, path: str, headers: Sequence[tuple[str, str]] = ()
     ) -> None:
