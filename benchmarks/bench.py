@@ -94,7 +94,9 @@ def background(cmd: list[str]) -> Iterator[subprocess.Popen[str]]:
         assert process.stdout is not None
         line = process.stdout.readline()
         if line.strip() != "ready":
-            raise RuntimeError(f"{cmd} did not get ready: {line!r} {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(
+                f"{cmd} did not get ready: {line!r} {process.stderr.read() if process.stderr else ''}"
+            )
         yield process
     finally:
         if process.poll() is None:
@@ -115,7 +117,9 @@ def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 def broker_cpu(broker: Mosquitto) -> float:
     assert broker.process is not None
-    fields = Path(f"/proc/{broker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = (
+        Path(f"/proc/{broker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    )
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
@@ -124,7 +128,9 @@ def broker_cpu(broker: Mosquitto) -> float:
 
 def qos0_publish(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
     """(1) QoS 0 publish, counted by a separate (C) subscriber process."""
-    with background(command("C (libmosquitto)", "sub", broker.port, "bench/q0", count)) as sub:
+    with background(
+        command("C (libmosquitto)", "sub", broker.port, "bench/q0", count)
+    ) as sub:
         b0 = broker_cpu(broker)
         pub = run_json(command(lib, "publish", broker.port, "bench/q0", count, 0))
         got = finish(sub)
@@ -142,7 +148,9 @@ def qos_publish(qos: int) -> Callable[[str, Mosquitto, int], dict[str, float]]:
     def workload(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
         """(2, 3) QoS 1/2 publish with 100 in flight."""
         b0 = broker_cpu(broker)
-        pub = run_json(command(lib, "publish", broker.port, f"bench/q{qos}", count, qos, 100))
+        pub = run_json(
+            command(lib, "publish", broker.port, f"bench/q{qos}", count, qos, 100)
+        )
         span = max(pub["end"] - pub["start"], 1e-9)
         return {
             "msgs/s": count / span,
@@ -157,7 +165,9 @@ def receive(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
     """(4) A C publisher sends QoS 0 messages; the library delivers them to user code."""
     with background(command(lib, "sub", broker.port, "bench/rx", count, 0)) as sub:
         b0 = broker_cpu(broker)
-        pub = run_json(command("C (libmosquitto)", "publish", broker.port, "bench/rx", count, 0))
+        pub = run_json(
+            command("C (libmosquitto)", "publish", broker.port, "bench/rx", count, 0)
+        )
         got = finish(sub)
     span = max(got["last"] - pub["start"], 1e-9)
     return {
@@ -171,7 +181,9 @@ def receive(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
 def roundtrip(qos: int) -> Callable[[str, Mosquitto, int], dict[str, float]]:
     def workload(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
         """(5) Round trips through the broker: publish, wait for the message to come back."""
-        result = run_json(command(lib, "roundtrip", broker.port, f"bench/rt{qos}", count, qos))
+        result = run_json(
+            command(lib, "roundtrip", broker.port, f"bench/rt{qos}", count, qos)
+        )
         return {
             "p50 µs": result["p50"] * 1e6,
             "p99 µs": result["p99"] * 1e6,
@@ -213,9 +225,7 @@ HEADLINE = {
 }
 
 
-def measure(
-    workload: Workload, lib: str, runs: int, scale: float
-) -> dict[str, float]:
+def measure(workload: Workload, lib: str, runs: int, scale: float) -> dict[str, float]:
     count = max(1, int(workload.count * scale))
     samples: list[dict[str, float]] = []
     for _ in range(runs):
@@ -233,7 +243,7 @@ def ratio(ours: float, theirs: float, bigger_is_better: bool) -> float:
 
 def fmt(value: float) -> str:
     if value != value:  # NaN
-        return "–"
+        return "-"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
@@ -245,14 +255,23 @@ def table(results: dict[str, dict[str, dict[str, float]]], libs: list[str]) -> s
         per_lib = results.get(workload.name)
         if not per_lib:
             continue
-        metrics = [m for m in next(iter(per_lib.values())).keys()]
-        lines += [f"**{workload.title}** ({fmt(workload.count * SCALE)} messages)" if workload.name != "idle" else f"**{workload.title}** ({fmt(workload.count * SCALE)} connections)", ""]
+        metrics = list(next(iter(per_lib.values())))
+        lines += [
+            f"**{workload.title}** ({fmt(workload.count * SCALE)} messages)"
+            if workload.name != "idle"
+            else f"**{workload.title}** ({fmt(workload.count * SCALE)} connections)",
+            "",
+        ]
         lines.append("| library | " + " | ".join(metrics) + " |")
         lines.append("|---|" + "---|" * len(metrics))
         for lib in libs:
-            if lib in per_lib and per_lib[lib]:
+            if per_lib.get(lib):
                 row = per_lib[lib]
-                lines.append(f"| {lib} | " + " | ".join(fmt(row.get(m, float('nan'))) for m in metrics) + " |")
+                lines.append(
+                    f"| {lib} | "
+                    + " | ".join(fmt(row.get(m, float("nan"))) for m in metrics)
+                    + " |"
+                )
         ours = per_lib.get("trio-mqtt")
         if ours:
             parts = []
@@ -283,7 +302,7 @@ def machine() -> str:
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
     return (
-        f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} x {cpu}, Linux {platform.release()}, Python {platform.python_version()}, "
         f"Mosquitto {mosquitto or '?'}"
     )
 
@@ -296,7 +315,9 @@ def write_docs(text: str, command_line: str) -> None:
     )
     doc = DOCS.read_text()
     if start in doc:
-        doc = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: body, doc, flags=re.S)
+        doc = re.sub(
+            re.escape(start) + ".*?" + re.escape(end), lambda _: body, doc, flags=re.S
+        )
     else:
         doc += "\n" + body + "\n"
     DOCS.write_text(doc)
@@ -316,8 +337,10 @@ def main() -> int:
     runs = options.runs or (1 if options.quick else 3)
     libs = [lib for lib in LIBS if lib in options.libs.split(",")]
     chosen = options.workloads.split(",")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # brokers and clients inherit it
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (hard, hard)
+    )  # brokers and clients inherit it
     build_c()
     results: dict[str, dict[str, dict[str, float]]] = {}
     started = time.monotonic()

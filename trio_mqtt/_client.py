@@ -37,6 +37,9 @@ from ._supervisor import Supervisor
 from ._topics import validate_topic_filter
 
 _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
+# QoS 0 publishes wait for the network only beyond this many queued bytes (backpressure).
+_HIGH_WATER = 64 * 1024
+_QOS0_RESULT = PublishResult(packet_id=None)
 
 
 class _Request:
@@ -205,37 +208,56 @@ class MQTTClient:
                 Maximum Packet Size).
             ValueError: an invalid topic name or QoS.
         """
-        qos = QoS(qos)  # the topic is validated by the encoder, once
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        changes = _drop_none(
-            content_type=content_type,
-            payload_format_indicator=payload_format_indicator,
-            message_expiry_interval=message_expiry_interval,
-            response_topic=response_topic,
-            correlation_data=correlation_data,
-        )
-        if user_properties:
-            changes["user_properties"] = tuple(user_properties)
-        if changes:
+        if (
+            content_type is not None
+            or payload_format_indicator is not None
+            or message_expiry_interval is not None
+            or response_topic is not None
+            or correlation_data is not None
+            or user_properties
+        ):
+            changes = _drop_none(
+                content_type=content_type,
+                payload_format_indicator=payload_format_indicator,
+                message_expiry_interval=message_expiry_interval,
+                response_topic=response_topic,
+                correlation_data=correlation_data,
+            )
+            if user_properties:
+                changes["user_properties"] = tuple(user_properties)
             properties = attrs.evolve(properties or EMPTY_PROPERTIES, **changes)
         if properties is None or self.protocol is ProtocolVersion.V311:
             properties = EMPTY_PROPERTIES
         self._check_open()
-        request = _Request(qos, (topic, data, qos, retain, properties))
         link = self._link
         if self._ready and not self._queue and link is not None:
             if not qos:
-                link.conn.publish(topic, data, retain=retain, properties=properties)
+                # The fast path: queue the packet and wake the writer, which sends whatever
+                # has accumulated in one write. Only a full buffer makes the caller wait for
+                # the network (backpressure); otherwise this is a cancellation point only.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                conn = link.conn
+                conn.publish(topic, data, retain=retain, properties=properties)
+                if conn.buffered_size < _HIGH_WATER:
+                    link.wake()
+                    return _QOS0_RESULT
                 try:
                     await link.wait_sent(link.mark())
                 except MQTTError:
                     if self._supervisor.settings.reconnect is None:
                         raise
                     # At most once: lost with the connection; the client reconnects.
-                return PublishResult(packet_id=None)
+                return _QOS0_RESULT
             if link.conn.send_quota_available:
+                request = _Request(
+                    QoS(qos), (topic, data, QoS(qos), retain, properties)
+                )
                 self._issue(request)
                 return await self._outcome(request)
+        request = _Request(QoS(qos), (topic, data, QoS(qos), retain, properties))
         if not self._ready and len(self._queue) >= self._offline_limit:
             raise NotConnectedError(
                 f"not connected, and the offline queue is full ({self._offline_limit} messages)"

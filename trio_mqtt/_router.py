@@ -119,10 +119,12 @@ class Router:
         if not ids:
             return subscription._matches(publish.topic)
         owners = self.filter_ids
-        return any(
-            owners.get(f) in ids and topic_matches(f, publish.topic)
-            for f in subscription.filters
-        )
+        for topic_filter in subscription.filters:
+            if owners.get(topic_filter) in ids and topic_matches(
+                topic_filter, publish.topic
+            ):
+                return True
+        return False
 
     async def route(self, publish: Publish) -> None:
         """Hand one inbound message to every subscription it is for."""

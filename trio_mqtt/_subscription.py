@@ -14,6 +14,9 @@ from ._message import Message
 from ._sansio._packets import SubscriptionRequest
 from ._topics import topic_matches
 
+# receive() yields to the scheduler at least this often while messages are waiting.
+_YIELD_EVERY = 64
+
 
 @final
 @attrs.frozen
@@ -62,6 +65,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         leave: Callable[[Subscription], Awaitable[None]],
     ) -> None:
         self.requests = requests
+        self._filters = tuple(r.topic_filter for r in requests)
         self.manual_ack = manual_ack
         self._buffer_size = buffer_size
         self._buffer: deque[tuple[Message, _Handle | None]] = deque()
@@ -77,11 +81,12 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._subscribed = False  # SUBACK arrived: restore it after a session loss
         self._subscription_id = 0  # its MQTT 5 subscription identifier
         self._delivered = 0
+        self._unyielded = 0  # messages taken since receive() last yielded
 
     @property
     def filters(self) -> tuple[str, ...]:
         """The topic filters of this subscription."""
-        return tuple(r.topic_filter for r in self.requests)
+        return self._filters
 
     def __repr__(self) -> str:
         return f"<Subscription {list(self.filters)}>"
@@ -102,7 +107,10 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         await self.aclose()
 
     async def receive(self) -> Message:
-        """Wait for the next message. A checkpoint.
+        """Wait for the next message.
+
+        A cancellation point. It yields to other tasks when it has to wait, and at least every
+        64 messages otherwise: taking a buffered message costs no trip through the scheduler.
 
         Raises:
             ConnectionLostError: the client stopped for good (after the buffered messages were
@@ -111,12 +119,19 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             trio.EndOfChannel: the client was closed (ends ``async for``).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._buffer:
+            # A message is waiting: take it without a trip through the scheduler, but yield
+            # at least every _YIELD_EVERY messages so that a busy consumer cannot starve the
+            # other tasks (the reader included).
+            self._unyielded += 1
+            if self._unyielded < _YIELD_EVERY:
+                return self._take()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        self._unyielded = 0
         while not self._buffer:
             self._check_readable()
             await self._receivers.park()
-        message = self._take()
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return message
+        return self._take()
 
     def receive_nowait(self) -> Message:
         """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none."""
@@ -137,7 +152,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         message, handle = self._buffer.popleft()
         if message.qos == 0:
             self._qos0 -= 1
-            self._senders.unpark()
+            if self._senders:
+                self._senders.unpark()
         elif handle is not None and not self.manual_ack:
             handle.ack()  # handed over: now the broker may count it as delivered
         return message
@@ -187,7 +203,10 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     # -- used by the client --------------------------------------------------------------------
 
     def _matches(self, topic: str) -> bool:
-        return any(topic_matches(r.topic_filter, topic) for r in self.requests)
+        for topic_filter in self._filters:  # noqa: SIM110 - no generator on the hot path
+            if topic_matches(topic_filter, topic):
+                return True
+        return False
 
     def _deliver_nowait(self, message: Message, handle: _Handle | None) -> None:
         """Buffer a QoS 1/2 message (bounded by the Receive Maximum, never waits)."""
@@ -197,7 +216,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             return
         self._buffer.append((message, handle))
         self._delivered += 1
-        self._receivers.unpark()
+        if self._receivers:
+            self._receivers.unpark()
 
     async def _deliver(self, message: Message) -> None:
         """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
@@ -208,7 +228,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._buffer.append((message, None))
         self._qos0 += 1
         self._delivered += 1
-        self._receivers.unpark()
+        if self._receivers:
+            self._receivers.unpark()
 
     def _finish(self, error: BaseException | None) -> None:
         """The client is done: end iteration after the buffered messages."""

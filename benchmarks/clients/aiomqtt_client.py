@@ -8,7 +8,16 @@ import contextlib
 import aiomqtt
 
 from benchmarks.clients.common import (
-    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+    PAYLOAD,
+    Args,
+    cpu,
+    now,
+    parse,
+    percentiles,
+    raise_fd_limit,
+    ready,
+    report,
+    rss,
 )  # fmt: skip
 
 
@@ -75,7 +84,11 @@ async def idle(args: Args) -> None:
         for _ in range(args.count):
             await stack.enter_async_context(client_for(args))
         t1, m1 = now(), rss()
-        report(count=args.count, connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+        report(
+            count=args.count,
+            connect=(t1 - t0) / args.count,
+            memory=(m1 - m0) / args.count,
+        )
 
 
 if __name__ == "__main__":

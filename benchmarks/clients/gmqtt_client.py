@@ -5,13 +5,23 @@ message from its queue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 
 from benchmarks.clients.common import (
-    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+    PAYLOAD,
+    Args,
+    cpu,
+    now,
+    parse,
+    percentiles,
+    raise_fd_limit,
+    ready,
+    report,
+    rss,
 )  # fmt: skip
 
 
@@ -38,7 +48,7 @@ async def connect(args: Args) -> Client:
 
 async def drained(client: Client) -> None:
     transport = client._connection._transport
-    while transport.get_write_buffer_size():
+    while transport.get_write_buffer_size():  # noqa: ASYNC110 - asyncio has no event for it
         await asyncio.sleep(0.0005)
 
 
@@ -52,7 +62,9 @@ async def publish(args: Args) -> None:
             await client.slots.acquire()
         client.publish(args.topic, PAYLOAD, qos=args.qos)
         if not args.qos and i % 1000 == 0:
-            await drained(client)  # keep the write buffer bounded, as a real program would
+            await drained(
+                client
+            )  # keep the write buffer bounded, as a real program would
     if args.qos:
         await client.all_acked.wait()
     else:
@@ -66,7 +78,9 @@ async def sub(args: Args) -> None:
     done, subscribed = asyncio.Event(), asyncio.Event()
     state = {"received": 0, "first": 0.0, "c0": 0.0}
 
-    def on_message(c: object, topic: str, payload: bytes, qos: int, properties: object) -> int:
+    def on_message(
+        c: object, topic: str, payload: bytes, qos: int, properties: object
+    ) -> int:
         if not state["received"]:
             state["first"], state["c0"] = now(), cpu()
         state["received"] += 1
@@ -79,11 +93,14 @@ async def sub(args: Args) -> None:
     client.subscribe(args.topic, qos=args.qos)
     await subscribed.wait()
     ready()
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), 120)
-    except TimeoutError:
-        pass
-    report(count=state["received"], first=state["first"], last=now(), cpu=cpu() - state["c0"])
+    report(
+        count=state["received"],
+        first=state["first"],
+        last=now(),
+        cpu=cpu() - state["c0"],
+    )
     await client.disconnect()
 
 
@@ -116,7 +133,11 @@ async def idle(args: Args) -> None:
     m0, t0 = rss(), now()
     clients = [await connect(args) for _ in range(args.count)]
     t1, m1 = now(), rss()
-    report(count=len(clients), connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+    report(
+        count=len(clients),
+        connect=(t1 - t0) / args.count,
+        memory=(m1 - m0) / args.count,
+    )
     for client in clients:
         await client.disconnect()
 

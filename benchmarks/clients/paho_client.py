@@ -7,7 +7,16 @@ import threading
 import paho.mqtt.client as mqtt
 
 from benchmarks.clients.common import (
-    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+    PAYLOAD,
+    Args,
+    cpu,
+    now,
+    parse,
+    percentiles,
+    raise_fd_limit,
+    ready,
+    report,
+    rss,
 )  # fmt: skip
 
 
@@ -62,7 +71,12 @@ def sub(args: Args) -> None:
     subscribed.wait(10)
     ready()
     done.wait(120)
-    report(count=state["received"], first=state["first"], last=now(), cpu=cpu() - state["c0"])
+    report(
+        count=state["received"],
+        first=state["first"],
+        last=now(),
+        cpu=cpu() - state["c0"],
+    )
     client.disconnect()
     client.loop_stop()
 
@@ -92,7 +106,11 @@ def idle(args: Args) -> None:
     m0, t0 = rss(), now()
     clients = [connect(args) for _ in range(args.count)]
     t1, m1 = now(), rss()
-    report(count=len(clients), connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+    report(
+        count=len(clients),
+        connect=(t1 - t0) / args.count,
+        memory=(m1 - m0) / args.count,
+    )
     for client in clients:
         client.disconnect()
         client.loop_stop()
@@ -100,4 +118,6 @@ def idle(args: Args) -> None:
 
 if __name__ == "__main__":
     arguments = parse()
-    {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[arguments.mode](arguments)
+    {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[
+        arguments.mode
+    ](arguments)

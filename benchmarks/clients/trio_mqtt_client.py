@@ -6,7 +6,16 @@ import trio
 
 import trio_mqtt
 from benchmarks.clients.common import (
-    PAYLOAD, Args, cpu, now, parse, percentiles, raise_fd_limit, ready, report, rss,
+    PAYLOAD,
+    Args,
+    cpu,
+    now,
+    parse,
+    percentiles,
+    raise_fd_limit,
+    ready,
+    report,
+    rss,
 )  # fmt: skip
 
 
@@ -74,14 +83,25 @@ async def idle(args: Args) -> None:
     async with AsyncExitStack() as stack:
         m0, t0 = rss(), now()
         for _ in range(args.count):
-            await stack.enter_async_context(trio_mqtt.open_client(url(args), keepalive=600))
+            await stack.enter_async_context(
+                trio_mqtt.open_client(url(args), keepalive=600)
+            )
         t1, m1 = now(), rss()
-        report(count=args.count, connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count)
+        report(
+            count=args.count,
+            connect=(t1 - t0) / args.count,
+            memory=(m1 - m0) / args.count,
+        )
 
 
 def main() -> None:
     args = parse()
-    trio.run({"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[args.mode], args)
+    trio.run(
+        {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[
+            args.mode
+        ],
+        args,
+    )
 
 
 if __name__ == "__main__":

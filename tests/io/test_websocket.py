@@ -142,7 +142,7 @@ async def test_refused_upgrade_is_a_connect_error_with_the_status() -> None:
                     pytest.fail("connected through a refused upgrade")
 
 
-async def test_each_publish_is_one_binary_message_and_close_is_clean() -> None:
+async def test_publishes_travel_in_binary_messages_and_close_is_clean() -> None:
     closed = trio.Event()
     seen: list[int] = []
 
@@ -165,7 +165,9 @@ async def test_each_publish_is_one_binary_message_and_close_is_clean() -> None:
                 for n in range(3):
                     await client.publish("t", str(n).encode())
             await closed.wait()
-    assert seen == [2, 3, 4]  # CONNECT was message 1; no packet split or merged here
+    # CONNECT was message 1; the writer may put several QoS 0 PUBLISHes in one message
+    assert len(seen) == 3
+    assert 2 <= seen[0] <= seen[-1] <= 4
 
 
 async def test_server_pings_are_answered() -> None:

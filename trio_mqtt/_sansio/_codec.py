@@ -52,7 +52,13 @@ from ._packets import (
     Unsubscribe,
     Will,
 )
-from ._properties import EMPTY_PROPERTIES, WILL, decode_properties, encode_properties
+from ._properties import (
+    EMPTY_PROPERTIES,
+    WILL,
+    Properties,
+    decode_properties,
+    encode_properties,
+)
 from ._wire import (
     MAX_VBI,
     Buffer,
@@ -142,28 +148,58 @@ def _reason(packet_type: PacketType, code: ReasonCode) -> bytes:
 
 
 def _encode_publish(p: Publish, v5: bool) -> bytes:
-    topic = p.topic.encode("utf-8")
-    qos = p.qos
-    if "+" in p.topic or "#" in p.topic or "\x00" in p.topic or len(topic) > 0xFFFF:
-        raise ValueError(topic_name_problem(p.topic))  # [MQTT-3.3.2-2] [MQTT-4.7.3-2/3]
-    if not topic and (not v5 or p.properties.topic_alias is None):
+    return encode_publish(
+        p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id, p.properties, v5
+    )
+
+
+def encode_publish(
+    topic_name: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    packet_id: int | None,
+    properties: Properties,
+    v5: bool,
+) -> bytes:
+    """A PUBLISH from its fields, without building a :class:`Publish` (the send fast path).
+
+    Raises:
+        ValueError: a field the spec forbids.
+    """
+    topic = topic_name.encode("utf-8")
+    if (
+        "+" in topic_name
+        or "#" in topic_name
+        or "\x00" in topic_name
+        or len(topic) > 0xFFFF
+    ):
+        raise ValueError(
+            topic_name_problem(topic_name)
+        )  # [MQTT-3.3.2-2] [MQTT-4.7.3-2/3]
+    if not topic and (not v5 or properties.topic_alias is None):
         raise ValueError(
             "an empty topic name needs a topic alias (MQTT 5 only)"
         )  # [MQTT-4.7.3-1]
     if qos:
         if qos > 2:
             raise ValueError(f"qos must be 0, 1 or 2, not {qos}")
-        pid = pack_u16(_check_packet_id(p.packet_id))
+        pid = pack_u16(_check_packet_id(packet_id))
     else:
-        if p.packet_id is not None:
+        if packet_id is not None:
             raise ValueError("a QoS 0 PUBLISH has no packet_id")  # [MQTT-2.2.1-2]
-        if p.dup:
+        if dup:
             raise ValueError("a QoS 0 PUBLISH cannot have dup set")  # [MQTT-3.3.1-2]
         pid = b""
-    props = encode_properties(p.properties, PacketType.PUBLISH) if v5 else b""
-    payload = p.payload
+    if not v5:
+        props = b""
+    elif properties is EMPTY_PROPERTIES:
+        props = b"\x00"
+    else:
+        props = encode_properties(properties, PacketType.PUBLISH)
     length = 2 + len(topic) + len(pid) + len(props) + len(payload)
-    first = 0x30 | (qos << 1) | (8 if p.dup else 0) | (1 if p.retain else 0)
+    first = 0x30 | (qos << 1) | (8 if dup else 0) | (1 if retain else 0)
     return b"".join(
         (
             bytes((first,)),
@@ -438,8 +474,18 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
         pos += 2
     properties = EMPTY_PROPERTIES
     if v5:
-        if pos < end and data[pos] == 0:
+        length = data[pos] if pos < end else -1
+        if length == 0:
             pos += 1
+        elif (
+            2 <= length <= 5
+            and pos + 1 + length <= end
+            and data[pos + 1] == 0x0B
+            and (identifier := _single_vbi(data, pos + 2, pos + 1 + length))
+        ):
+            # The common case from a broker: one Subscription Identifier and nothing else.
+            properties = _subscription_id_properties(identifier)
+            pos += 1 + length
         else:
             properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH)
     if not topic and properties.topic_alias is None:
@@ -452,6 +498,32 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
         topic=topic, payload=bytes(data[pos:end]), qos=_QOS[qos], retain=bool(flags & 1),
         dup=dup, packet_id=packet_id, properties=properties,
     )  # fmt: skip
+
+
+_SUBSCRIPTION_ID_PROPERTIES: dict[int, Properties] = {}
+
+
+def _single_vbi(data: Buffer, pos: int, end: int) -> int:
+    """The variable byte integer filling exactly data[pos:end], or 0 if it does not."""
+    value, shift = 0, 0
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value if pos == end else 0
+    return 0
+
+
+def _subscription_id_properties(identifier: int) -> Properties:
+    """Shared, immutable Properties holding one subscription identifier (bounded cache)."""
+    properties = _SUBSCRIPTION_ID_PROPERTIES.get(identifier)
+    if properties is None:
+        properties = Properties(subscription_identifiers=(identifier,))
+        if len(_SUBSCRIPTION_ID_PROPERTIES) < 4096:
+            _SUBSCRIPTION_ID_PROPERTIES[identifier] = properties
+    return properties
 
 
 def _ack_decoder(

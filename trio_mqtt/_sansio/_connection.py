@@ -24,7 +24,7 @@ import attrs
 
 from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._codec import MAX_PACKET_SIZE, PacketReader, encode_packet
+from ._codec import MAX_PACKET_SIZE, PacketReader, encode_packet, encode_publish
 from ._events import (
     AuthChallenged,
     ConnectionAccepted,
@@ -132,6 +132,7 @@ class MQTTConnection:
         self.topic_alias_maximum = topic_alias_maximum
         self._reader = PacketReader(version=version, max_packet_size=max_packet_size)
         self._out: list[bytes] = []
+        self._out_size = 0  # bytes in _out
         self._last_sent = 0.0
         self._pong_deadline: float | None = None
         # Outbound QoS 1/2 flows counted against the server's Receive Maximum, and the session's
@@ -154,7 +155,9 @@ class MQTTConnection:
     # -- commands ------------------------------------------------------------------------------
 
     def _send(self, packet: Packet) -> None:
-        self._out.append(encode_packet(packet, self.version))
+        data = encode_packet(packet, self.version)
+        self._out.append(data)
+        self._out_size += len(data)
 
     def connect(self, packet: Connect, *, now: float) -> None:
         """Queue CONNECT. The keep alive interval comes from it (whole seconds)."""
@@ -212,14 +215,12 @@ class MQTTConnection:
                 reason_code=ReasonCode.RETAIN_NOT_SUPPORTED,
             )  # section 3.2.2.3.5
         if not qos:
-            data = encode_packet(
-                Publish(
-                    topic=topic, payload=payload, retain=retain, properties=properties
-                ),
-                self.version,
+            data = encode_publish(
+                topic, payload, 0, retain, False, None, properties, self._v5
             )
             self._check_size(data)
             self._out.append(data)
+            self._out_size += len(data)
             return None
         if self._backlog or self._inflight >= server.receive_maximum:
             raise QuotaExceeded
@@ -278,6 +279,7 @@ class MQTTConnection:
             ids.release(packet_id)
             raise
         self._out.append(data)
+        self._out_size += len(data)
         return packet_id, packet
 
     def _check_size(self, data: bytes) -> None:
@@ -377,6 +379,11 @@ class MQTTConnection:
         """Whether :meth:`data_to_send` would return anything."""
         return bool(self._out)
 
+    @property
+    def buffered_size(self) -> int:
+        """How many bytes :meth:`data_to_send` would return (for the caller's backpressure)."""
+        return self._out_size
+
     def data_to_send(self, *, now: float) -> bytes:
         """Drain the outbound buffer; ``now`` is when the I/O layer sends it (keep alive)."""
         out = self._out
@@ -384,6 +391,7 @@ class MQTTConnection:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._out_size = 0
         self._last_sent = now
         return data
 
@@ -436,9 +444,7 @@ class MQTTConnection:
                 self.state is ConnectionState.CONNECTED
                 or self.state is ConnectionState.CONNECTING
             ) and self._v5:
-                self._out.append(
-                    encode_packet(Disconnect(reason_code=exc.reason_code), self.version)
-                )
+                self._send(Disconnect(reason_code=exc.reason_code))
             self.state = ConnectionState.CLOSED
             raise
 
