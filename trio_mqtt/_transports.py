@@ -104,11 +104,7 @@ def quickack(stream: trio.abc.Stream) -> Callable[[], None] | None:
     """
     option = getattr(socket, "TCP_QUICKACK", None)
     while isinstance(stream, trio.SSLStream | WebSocketStream):
-        stream = (
-            stream.transport_stream
-            if isinstance(stream, trio.SSLStream)
-            else stream._stream
-        )
+        stream = stream.transport_stream
     if option is None or not isinstance(stream, trio.SocketStream):
         return None
     sock = stream.socket
