@@ -29,7 +29,7 @@ from ._sansio._events import (
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
-from ._sansio._packets import ConnAck, SubscriptionRequest
+from ._sansio._packets import ConnAck, Publish, SubscriptionRequest
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._status import ClientState, StateChange, StateWatcher
 from ._subscription import Subscription
@@ -74,9 +74,8 @@ class MQTTClient:
         self._supervisor: Supervisor  # set by open_client
         self._link: Link | None = None
         self._waiters: dict[int, _Request] = {}
-        self._queue: deque[_Request] = (
-            deque()
-        )  # publishes not yet handed to a connection
+        # publishes not yet handed to a connection
+        self._queue: deque[_Request] = deque()
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
@@ -518,6 +517,9 @@ class MQTTClient:
         if change is not None:
             for watcher in self._watchers:
                 watcher._push(change)
+
+    def _on_message_nowait(self, publish: Publish) -> bool:
+        return self._router.route_nowait(publish)
 
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, MessageReceived):

@@ -1,19 +1,20 @@
-"""Link: one network connection, run by three tasks around one :class:`MQTTConnection`.
+"""Link: one network connection, run by two tasks around one :class:`MQTTConnection`.
 
 Theory of operation. The *reader* feeds received bytes to the connection and hands the events it
-returns to the client's event handler (which may block: that is backpressure). The *writer* is
-the only task that sends: it sleeps until woken, then sends everything the connection has
-queued in one ``send_all``, so N publishes from N tasks become one system call. The *keepalive*
-task sleeps until the connection's next deadline and lets it queue PINGREQ or declare the broker
-gone. Any failure of any task is recorded once, cancels the other two, and is raised by
-:meth:`Link.run` as a single :class:`MQTTError`.
+returns to the client (a message that fits its subscription's buffer is delivered without
+awaiting anything; otherwise the reader waits: backpressure). The *writer* is the only task
+that sends: it sleeps until woken, then sends everything the connection has queued in one
+``send_all``, so N publishes from N tasks become one system call. It also keeps the connection
+alive: it sleeps at most until the connection's next deadline, then lets the machine queue
+PINGREQ or declare the broker gone. Any failure of either task is recorded once, cancels the
+other, and is raised by :meth:`Link.run` as a single :class:`MQTTError`. Two tasks, one nursery,
+no per-wake allocation: an idle connection costs little memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -37,9 +38,10 @@ from ._sansio._events import (
     DisconnectReceived,
     Event,
     KeepAliveExpired,
+    MessageReceived,
     ReauthenticationCompleted,
 )
-from ._sansio._packets import ConnAck, Connect
+from ._sansio._packets import ConnAck, Connect, Publish
 from ._transports import quickack
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,64 @@ def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostErr
     return error
 
 
+class _Wakeup:
+    """A reusable, allocation-free wake-up for one waiting task (the writer): :meth:`set` is
+    remembered until the next :meth:`wait` returns. Lighter than a new trio.Event per wake."""
+
+    __slots__ = ("_pending", "_task")
+
+    def __init__(self) -> None:
+        self._pending = False
+        self._task: trio.lowlevel.Task | None = None
+
+    def set(self) -> None:
+        self._pending = True
+        task, self._task = self._task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    def is_set(self) -> bool:
+        return self._pending
+
+    async def wait(self) -> None:
+        """Return once set (at once if it already is), and clear it. A checkpoint."""
+        if self._pending:
+            self._pending = False
+            await trio.lowlevel.checkpoint()
+            return
+        self._task = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        self._pending = False
+
+
 class Link:
     """Runs one connected stream. Created by the client after TCP/TLS is up."""
+
+    __slots__ = (
+        "_authenticator",
+        "_before_send",
+        "_closing",
+        "_early",
+        "_ended",
+        "_failure",
+        "_on_event",
+        "_on_message_nowait",
+        "_queued",
+        "_quickack",
+        "_reauthenticated",
+        "_scope",
+        "_sent",
+        "_sent_lot",
+        "_stopped",
+        "_wake",
+        "conn",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -65,6 +123,7 @@ class Link:
         *,
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
+        on_message_nowait: Callable[[Publish], bool] | None = None,
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
@@ -73,15 +132,17 @@ class Link:
         self._before_send = before_send
         self.conn = conn
         self._on_event = on_event
-        self._wake = trio.Event()
+        self._on_message_nowait = on_message_nowait
+        self._wake = _Wakeup()
         self._queued = 0
         self._sent = 0
-        self._sent_event = trio.Event()
+        self._sent_lot = trio.lowlevel.ParkingLot()  # wait_sent() callers
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
         self._closing = False
-        self._cancel_scope = trio.CancelScope()
+        self._scope: trio.CancelScope | None = None  # the tasks' nursery, while it runs
+        self._stopped = False  # stop() came, maybe before run()
 
     # -- the CONNECT handshake, before the tasks run ------------------------------------------
 
@@ -191,19 +252,25 @@ class Link:
 
     # -- running --------------------------------------------------------------------------------
 
-    async def run(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run reader, writer and keep alive until the link ends; raise why it ended, if not by
-        :meth:`close`."""
-        with self._cancel_scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._guard, self._writer)
-                nursery.start_soon(self._guard, self._keepalive)
-                nursery.start_soon(self._guard, self._reader)
-                task_status.started()
+        :meth:`close`. ``started`` runs in the calling task once the three tasks are up (no
+        extra task or nursery per connection: memory per idle client matters)."""
+        async with trio.open_nursery() as nursery:
+            self._scope = nursery.cancel_scope
+            if self._stopped:
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(self._guard, self._writer)
+            nursery.start_soon(self._guard, self._reader)
+            if started is not None:
+                await self._guard(started)
         if self._failure is not None and not self._closing:
             raise self._failure
+
+    def _stop(self) -> None:
+        self._stopped = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -220,10 +287,10 @@ class Link:
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
-        self._sent_event.set()  # wake wait_sent() callers so they see the failure
+        self._sent_lot.unpark_all()  # wake wait_sent() callers so they see the failure
         if self._reauthenticated is not None:
             self._reauthenticated.set()
-        self._cancel_scope.cancel()
+        self._stop()
 
     @property
     def failure(self) -> MQTTError | None:
@@ -252,7 +319,15 @@ class Link:
                 raise
             if conn.has_data_to_send:
                 self.wake()
+            nowait = self._on_message_nowait
             for event in events:
+                # the fast path: a message delivered without awaiting anything
+                if (
+                    nowait is not None
+                    and type(event) is MessageReceived
+                    and nowait(event.publish)
+                ):
+                    continue
                 await self._dispatch(event)
 
     async def _dispatch(self, event: Event) -> None:
@@ -282,9 +357,19 @@ class Link:
         send_all = self.stream.send_all
         if conn.has_data_to_send:
             self._wake.set()  # what CONNACK queued: the resent session [MQTT-4.4.0-1]
+        wake = self._wake
         while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
+            # The writer also keeps the connection alive: it sleeps until woken or until the
+            # connection's next deadline (PINGREQ due, or PINGRESP overdue), one task fewer
+            # per connection than a separate timer task.
+            deadline = conn.next_deadline()
+            if deadline is None or wake.is_set():
+                await wake.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await wake.wait()
+                if trio.current_time() >= deadline:
+                    self._keepalive(conn)
             target = self._queued
             data = conn.data_to_send(now=trio.current_time())
             if data:
@@ -292,21 +377,17 @@ class Link:
                     self._before_send()  # a durable session is on disk before the wire sees it
                 await send_all(data)
             self._sent = target
-            self._sent_event.set()
-            self._sent_event = trio.Event()
+            if self._sent_lot:
+                self._sent_lot.unpark_all()
 
-    async def _keepalive(self) -> None:
-        conn = self.conn
-        while True:
-            deadline = conn.next_deadline()
-            await trio.sleep_until(math.inf if deadline is None else deadline)
-            for event in conn.handle_timeout(now=trio.current_time()):
-                if isinstance(event, KeepAliveExpired):
-                    raise _lost(
-                        f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
-                    )
-            if conn.has_data_to_send:
-                self.wake()
+    @staticmethod
+    def _keepalive(conn: MQTTConnection) -> None:
+        """A deadline passed: let the machine queue PINGREQ, or give up on the broker."""
+        for event in conn.handle_timeout(now=trio.current_time()):
+            if isinstance(event, KeepAliveExpired):
+                raise _lost(
+                    f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
+                )
 
     # -- used by the client ---------------------------------------------------------------------
 
@@ -327,7 +408,7 @@ class Link:
                 raise self._failure
             if self._ended:
                 raise _lost("the connection closed")
-            await self._sent_event.wait()
+            await self._sent_lot.park()
 
     async def close(self) -> None:
         """Send DISCONNECT (if still connected), flush, close the stream, stop the tasks.
@@ -343,6 +424,6 @@ class Link:
                 with trio.move_on_after(2), contextlib.suppress(MQTTError):
                     await self.wait_sent(self.mark())
             self._closing = True
-            self._cancel_scope.cancel()
+            self._stop()
             with trio.move_on_after(1):
                 await self.stream.aclose()

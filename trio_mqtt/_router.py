@@ -24,7 +24,6 @@ filter this client unsubscribed from is acknowledged at once (in flight when we 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 
 from ._message import Message
@@ -84,6 +83,16 @@ class _Handle:
 class Router:
     """Routes inbound PUBLISHes of one client to its subscriptions."""
 
+    __slots__ = (
+        "_wake",
+        "conn",
+        "filter_ids",
+        "held",
+        "known",
+        "orphans",
+        "subscriptions",
+    )
+
     def __init__(self, wake: Callable[[], None]) -> None:
         self.subscriptions: list[Subscription] = []
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
@@ -91,7 +100,7 @@ class Router:
         self.held: dict[int, _Delivery] = {}
         #: Every filter subscribed to in this process: a message matching none is an orphan.
         self.known: set[str] = set()
-        self.orphans: deque[tuple[Publish, _Delivery]] = deque()
+        self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
         self._wake = wake
 
@@ -126,17 +135,42 @@ class Router:
                 return True
         return False
 
-    async def route(self, publish: Publish) -> None:
-        """Hand one inbound message to every subscription it is for."""
+    def _targets(self, publish: Publish) -> list[Subscription]:
         targets = [s for s in self.subscriptions if self.routes_to(s, publish)]
         if not targets and publish.properties.subscription_identifiers:
             # identifiers of an earlier process's subscriptions (a resumed session's queue)
             targets = [s for s in self.subscriptions if s._matches(publish.topic)]
+        return targets
+
+    def route_nowait(self, publish: Publish) -> bool:
+        """Route ``publish`` if that needs no waiting; False if a QoS 0 message meets a full
+        subscription buffer (then :meth:`route` waits for room: backpressure)."""
+        targets = self._targets(publish)
+        if publish.qos:
+            self._route_acknowledged(publish, targets)
+            return True
+        for subscription in targets:
+            if subscription._full():
+                return False
+        message = Message._from_publish(publish)
+        for subscription in targets:
+            subscription._append(message, None)
+        return True
+
+    async def route(self, publish: Publish) -> None:
+        """Hand one inbound message to every subscription it is for."""
+        targets = self._targets(publish)
         if not publish.qos:
             message = Message._from_publish(publish)
             for subscription in targets:
                 await subscription._deliver(message)
             return
+        self._route_acknowledged(publish, targets)
+
+    def _route_acknowledged(
+        self, publish: Publish, targets: list[Subscription]
+    ) -> None:
+        """QoS 1/2: never waits (the Receive Maximum bounds these buffers)."""
         conn = self.conn
         assert conn is not None
         packet_id = publish.packet_id
@@ -170,7 +204,7 @@ class Router:
         self.orphans.append((publish, delivery))
         conn = delivery.conn
         if len(self.orphans) > max(1, min(ORPHAN_LIMIT, conn.receive_maximum // 2)):
-            old, dropped = self.orphans.popleft()
+            old, dropped = self.orphans.pop(0)
             log.warning(
                 "no subscription for a queued message on %r: acknowledged and dropped",
                 old.topic,
@@ -183,7 +217,7 @@ class Router:
         self.known.update(subscription.filters)
         if not self.orphans:
             return
-        kept: deque[tuple[Publish, _Delivery]] = deque()
+        kept: list[tuple[Publish, _Delivery]] = []
         for publish, delivery in self.orphans:
             if not subscription._matches(publish.topic):
                 kept.append((publish, delivery))

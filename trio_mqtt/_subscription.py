@@ -219,17 +219,25 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         if self._receivers:
             self._receivers.unpark()
 
-    async def _deliver(self, message: Message) -> None:
-        """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
-        while self._qos0 >= self._buffer_size and not (self._closed or self._ended):
-            await self._senders.park()
+    def _full(self) -> bool:
+        """Whether a QoS 0 message would have to wait for room."""
+        return self._qos0 >= self._buffer_size and not (self._closed or self._ended)
+
+    def _append(self, message: Message, handle: _Handle | None) -> None:
+        """Buffer a QoS 0 message now (the caller checked :meth:`_full`)."""
         if self._closed or self._ended:
-            return  # closed by the application meanwhile: the message is not for it any more
-        self._buffer.append((message, None))
+            return  # closed by the application: the message is not for it any more
+        self._buffer.append((message, handle))
         self._qos0 += 1
         self._delivered += 1
         if self._receivers:
             self._receivers.unpark()
+
+    async def _deliver(self, message: Message) -> None:
+        """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
+        while self._full():
+            await self._senders.park()
+        self._append(message, None)
 
     def _finish(self, error: BaseException | None) -> None:
         """The client is done: end iteration after the buffered messages."""

@@ -14,7 +14,6 @@ queued while offline. Waiters live in the client, keyed by packet id, so they ou
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -36,7 +35,7 @@ from ._link import Link
 from ._sansio._codec import MAX_PACKET_SIZE
 from ._sansio._connection import MQTTConnection
 from ._sansio._events import Event
-from ._sansio._packets import ConnAck, Connect
+from ._sansio._packets import ConnAck, Connect, Publish
 from ._sansio._session import SessionState
 from ._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
 
@@ -67,6 +66,8 @@ class LinkOwner(Protocol):
     """What the supervisor needs from the client."""
 
     async def _on_event(self, event: Event) -> None: ...
+
+    def _on_message_nowait(self, publish: Publish) -> bool: ...
 
     def _link_new(self, link: Link, connack: ConnAck) -> None: ...
 
@@ -118,6 +119,23 @@ def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None
 class Supervisor:
     """Owns the connection attempts and the reconnect loop for one client."""
 
+    __slots__ = (
+        "_before_send",
+        "_cancel_scope",
+        "_closing",
+        "_index",
+        "_random",
+        "_redirects",
+        "connect",
+        "endpoint",
+        "link",
+        "owner",
+        "reconnects",
+        "session",
+        "settings",
+        "started",
+    )
+
     def __init__(
         self,
         settings: ConnectionSettings,
@@ -138,7 +156,7 @@ class Supervisor:
         self.started = False  # the first connection is up and restored
         self._index = 0
         self._redirects = 0
-        self._random = (rng or random.Random()).random
+        self._random = rng.random if rng is not None else random.random
         self._closing = False
         self._cancel_scope = trio.CancelScope()
 
@@ -161,6 +179,7 @@ class Supervisor:
                 self.owner._on_event,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
+                on_message_nowait=self.owner._on_message_nowait,
             )
             try:
                 connack = await link.handshake(self.connect)
@@ -315,22 +334,11 @@ class Supervisor:
         task_status: trio.TaskStatus[None],
     ) -> MQTTError | None:
         """Run one link to its end; return why it ended (``None``: closed by the application)."""
-        failure: list[MQTTError] = []
+        failure: MQTTError | None = None
         self.link = link
         self.owner._link_new(link, connack)
-        async with trio.open_nursery() as nursery:
 
-            async def run(
-                *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-            ) -> None:
-                try:
-                    await link.run(task_status=task_status)
-                except MQTTError as exc:
-                    failure.append(exc)
-                finally:
-                    nursery.cancel_scope.cancel()
-
-            await nursery.start(run)
+        async def up() -> None:  # runs in this task once the link's tasks are running
             await self.owner._link_up(link, connack)
             self.owner._state_changed(
                 ClientState.CONNECTED,
@@ -341,8 +349,12 @@ class Supervisor:
             if not self.started:
                 self.started = True
                 task_status.started()
-            await trio.sleep(math.inf)  # until the link ends and cancels this nursery
-        error = failure[0] if failure else link.failure
+
+        try:
+            await link.run(started=up)
+        except MQTTError as exc:
+            failure = exc
+        error = failure or link.failure
         await link.close()  # the socket of a failed link too
         self.owner._link_down(error)
         if error is None and not self._closing:

@@ -389,8 +389,8 @@ async def test_user_exception_leaves_the_block_bare(mosquitto: Mosquitto) -> Non
                 trio_mqtt.open_client(mosquitto.url) as client,
                 client.subscribe("boom/#"),
             ):
-                # the supervisor, the link's runner, its reader, writer and keepalive
-                assert count_tasks(root) == before + 5
+                # the supervisor (which runs the link), its reader and its writer
+                assert count_tasks(root) == before + 3
                 raise Boom
     assert count_tasks(root) == before  # no task left behind
 

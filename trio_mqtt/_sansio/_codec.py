@@ -463,7 +463,23 @@ def _decode_publish(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> P
         raise RemoteProtocolError(
             "QoS 0 PUBLISH with the DUP flag set"
         )  # [MQTT-3.3.1-2]
-    topic, pos = decode_string(data, pos, end)
+    # the topic name, inline (decode_string's rules): the hottest field of the hottest packet
+    start = pos + 2
+    if start > end:
+        raise MalformedPacketError("the packet ends inside a length prefix")
+    pos = start + ((data[start - 2] << 8) | data[start - 1])
+    if pos > end:
+        raise MalformedPacketError(
+            f"a field claims {pos - start} bytes but only {end - start} remain"
+        )
+    try:
+        topic = str(data[start:pos], "utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedPacketError(
+            f"a string is not well-formed UTF-8 ({exc.reason})"
+        ) from None  # [MQTT-1.5.4-1]
+    if "\x00" in topic:
+        raise MalformedPacketError("a string contains U+0000")  # [MQTT-1.5.4-2]
     if "+" in topic or "#" in topic:
         raise RemoteProtocolError(
             f"PUBLISH topic {topic!r} contains a wildcard"

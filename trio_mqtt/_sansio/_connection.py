@@ -100,6 +100,7 @@ class ServerLimits:
         return attrs.evolve(cls(), **{k: v for k, v in given.items() if v is not None})
 
 
+_NO_BACKLOG: Final[deque[int]] = deque(maxlen=0)  # shared and always empty
 _Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
 
 
@@ -113,6 +114,30 @@ class MQTTConnection:
         max_packet_size: the largest packet accepted from the server (sent in CONNECT).
         topic_alias_maximum: how many inbound topic aliases the server may use (sent in CONNECT).
     """
+
+    __slots__ = (
+        "_backlog",
+        "_inbound_aliases",
+        "_inflight",
+        "_last_sent",
+        "_out",
+        "_out_size",
+        "_pong_deadline",
+        "_reader",
+        "_reauthenticating",
+        "_requests",
+        "_resend_dup",
+        "_unacked",
+        "_v5",
+        "auth_method",
+        "keep_alive",
+        "receive_maximum",
+        "server",
+        "session",
+        "state",
+        "topic_alias_maximum",
+        "version",
+    )
 
     def __init__(
         self,
@@ -138,7 +163,7 @@ class MQTTConnection:
         # Outbound QoS 1/2 flows counted against the server's Receive Maximum, and the session's
         # flows still to be (re)sent once the quota allows, in order ([MQTT-4.9.0-2]).
         self._inflight = 0
-        self._backlog: deque[int] = deque()
+        self._backlog: deque[int] = _NO_BACKLOG
         self._resend_dup = True
         # Inbound QoS 1/2 messages handed to the client, awaiting acknowledge(), in arrival order:
         # packet id -> [qos, acknowledged]. Acks leave in this order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
@@ -471,7 +496,8 @@ class MQTTConnection:
         # [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP=1, [MQTT-3.3.1-1]) and PUBREL in their
         # original order, before anything new. Without a session the PUBLISHes go again as new
         # messages under their ids: the application's publish() is still waiting for them.
-        self._backlog = deque(session.outbound)
+        # (a shared empty deque when there is nothing to resend: 760 bytes per idle client)
+        self._backlog = deque(session.outbound) if session.outbound else _NO_BACKLOG
         self._resend_dup = packet.session_present
         self._resend()
         return events
