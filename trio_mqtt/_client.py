@@ -29,11 +29,12 @@ from ._sansio._events import (
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
-from ._sansio._packets import ConnAck, Publish, SubscriptionRequest
+from ._sansio._packets import ConnAck, SubscriptionRequest
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._status import ClientState, StateChange, StateWatcher
 from ._subscription import Subscription
 from ._supervisor import Supervisor
+from ._sync import Flag
 from ._topics import validate_topic_filter
 
 _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
@@ -50,7 +51,7 @@ class _Request:
     def __init__(self, qos: QoS = QoS.AT_MOST_ONCE, args: tuple[Any, ...] = ()) -> None:
         self.qos = qos
         self.args = args
-        self.event = trio.Event()
+        self.event = Flag()  # one waiter: the caller
         self.result: _AckEvent | None = None
         self.error: BaseException | None = None
 
@@ -251,12 +252,14 @@ class MQTTClient:
                     # At most once: lost with the connection; the client reconnects.
                 return _QOS0_RESULT
             if link.conn.send_quota_available:
+                qos = QoS(qos)
                 request = _Request(
                     QoS(qos), (topic, data, QoS(qos), retain, properties)
                 )
                 self._issue(request)
                 return await self._outcome(request)
-        request = _Request(QoS(qos), (topic, data, QoS(qos), retain, properties))
+        qos = QoS(qos)
+        request = _Request(qos, (topic, data, qos, retain, properties))
         if not self._ready and len(self._queue) >= self._offline_limit:
             raise NotConnectedError(
                 f"not connected, and the offline queue is full ({self._offline_limit} messages)"
@@ -518,19 +521,25 @@ class MQTTClient:
             for watcher in self._watchers:
                 watcher._push(change)
 
-    def _on_message_nowait(self, publish: Publish) -> bool:
-        return self._router.route_nowait(publish)
-
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
-            await self._router.route(event.publish)
-            return
+    def _on_event_nowait(self, event: Event) -> bool:
+        """Handle ``event`` if that needs no waiting (acknowledgements, and messages that fit
+        their subscriptions' buffers); False: hand it to :meth:`_on_event`."""
+        if type(event) is MessageReceived:
+            return self._router.route_nowait(event.publish)
         if isinstance(event, _AckEvent):
             request = self._waiters.pop(event.packet_id, None)
             if request is not None:
                 request.finish(event)
-            if isinstance(event, PublishAcknowledged) and self._queue:
+            if self._queue and isinstance(event, PublishAcknowledged):
                 self._pump()
+            return True
+        return False
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            await self._router.route(event.publish)
+        else:
+            self._on_event_nowait(event)
 
     def _finish(self, error: MQTTError | None) -> None:
         """The client is done for good: fail every waiter and end every subscription."""

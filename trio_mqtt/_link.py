@@ -38,10 +38,10 @@ from ._sansio._events import (
     DisconnectReceived,
     Event,
     KeepAliveExpired,
-    MessageReceived,
     ReauthenticationCompleted,
 )
-from ._sansio._packets import ConnAck, Connect, Publish
+from ._sansio._packets import ConnAck, Connect
+from ._sync import Wakeup
 from ._transports import quickack
 
 log = logging.getLogger(__name__)
@@ -56,41 +56,6 @@ def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostErr
     return error
 
 
-class _Wakeup:
-    """A reusable, allocation-free wake-up for one waiting task (the writer): :meth:`set` is
-    remembered until the next :meth:`wait` returns. Lighter than a new trio.Event per wake."""
-
-    __slots__ = ("_pending", "_task")
-
-    def __init__(self) -> None:
-        self._pending = False
-        self._task: trio.lowlevel.Task | None = None
-
-    def set(self) -> None:
-        self._pending = True
-        task, self._task = self._task, None
-        if task is not None:
-            trio.lowlevel.reschedule(task)
-
-    def is_set(self) -> bool:
-        return self._pending
-
-    async def wait(self) -> None:
-        """Return once set (at once if it already is), and clear it. A checkpoint."""
-        if self._pending:
-            self._pending = False
-            await trio.lowlevel.checkpoint()
-            return
-        self._task = trio.lowlevel.current_task()
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._task = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-        self._pending = False
-
-
 class Link:
     """Runs one connected stream. Created by the client after TCP/TLS is up."""
 
@@ -102,7 +67,7 @@ class Link:
         "_ended",
         "_failure",
         "_on_event",
-        "_on_message_nowait",
+        "_on_event_nowait",
         "_queued",
         "_quickack",
         "_reauthenticated",
@@ -123,7 +88,7 @@ class Link:
         *,
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
-        on_message_nowait: Callable[[Publish], bool] | None = None,
+        on_event_nowait: Callable[[Event], bool] | None = None,
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
@@ -132,8 +97,8 @@ class Link:
         self._before_send = before_send
         self.conn = conn
         self._on_event = on_event
-        self._on_message_nowait = on_message_nowait
-        self._wake = _Wakeup()
+        self._on_event_nowait = on_event_nowait
+        self._wake = Wakeup()
         self._queued = 0
         self._sent = 0
         self._sent_lot = trio.lowlevel.ParkingLot()  # wait_sent() callers
@@ -319,14 +284,10 @@ class Link:
                 raise
             if conn.has_data_to_send:
                 self.wake()
-            nowait = self._on_message_nowait
+            nowait = self._on_event_nowait
             for event in events:
-                # the fast path: a message delivered without awaiting anything
-                if (
-                    nowait is not None
-                    and type(event) is MessageReceived
-                    and nowait(event.publish)
-                ):
+                # the fast path: acknowledgements, and messages delivered without waiting
+                if nowait is not None and nowait(event):
                     continue
                 await self._dispatch(event)
 

@@ -35,7 +35,7 @@ from ._link import Link
 from ._sansio._codec import MAX_PACKET_SIZE
 from ._sansio._connection import MQTTConnection
 from ._sansio._events import Event
-from ._sansio._packets import ConnAck, Connect, Publish
+from ._sansio._packets import ConnAck, Connect
 from ._sansio._session import SessionState
 from ._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
 
@@ -67,7 +67,7 @@ class LinkOwner(Protocol):
 
     async def _on_event(self, event: Event) -> None: ...
 
-    def _on_message_nowait(self, publish: Publish) -> bool: ...
+    def _on_event_nowait(self, event: Event) -> bool: ...
 
     def _link_new(self, link: Link, connack: ConnAck) -> None: ...
 
@@ -179,7 +179,7 @@ class Supervisor:
                 self.owner._on_event,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
-                on_message_nowait=self.owner._on_message_nowait,
+                on_event_nowait=self.owner._on_event_nowait,
             )
             try:
                 connack = await link.handshake(self.connect)
