@@ -187,16 +187,19 @@ class MQTTClient:
     ) -> PublishResult:
         """Publish a message and wait until the broker has taken responsibility for it.
 
-        QoS 0 returns once the packet is handed to the network; QoS 1 waits for PUBACK; QoS 2 for
-        PUBCOMP. When the broker's Receive Maximum is reached, QoS 1/2 publishes wait for a free
+        QoS 0 returns once the packet is queued for the connection's writer, which sends
+        everything queued in one write as soon as the caller next yields (and the caller waits
+        for the network only while more than 64 KiB are queued: backpressure); QoS 1 waits for
+        PUBACK; QoS 2 for PUBCOMP. When the broker's Receive Maximum is reached, QoS 1/2 publishes wait for a free
         slot first (flow control, never an error). While the connection is down, publishes wait
         in the offline queue and go out, in call order, after the unacknowledged messages of the
         session once the client has reconnected; a QoS 1/2 publish interrupted by a connection
         loss resolves when its resent message is acknowledged. The keyword properties are MQTT 5
         only and are merged into ``properties``; MQTT 3.1.1 ignores them.
 
-        Always a checkpoint. If cancelled before the PUBLISH is handed to a connection, nothing is
-        sent. If cancelled after, the message may still be delivered; its packet identifier stays
+        A cancellation point, and a checkpoint whenever it waits (always for QoS 1/2). If
+        cancelled before the PUBLISH is handed to a connection, nothing is sent. If cancelled
+        after, the message may still be delivered; its packet identifier stays
         reserved until the broker completes the flow, so the session is never corrupted.
 
         Raises:
