@@ -292,7 +292,8 @@ def table(results: dict[str, dict[str, dict[str, float]]], libs: list[str]) -> s
                 ]
                 if versus:
                     parts.append(f"{metric}: " + ", ".join(versus))
-            lines += ["", "trio-mqtt's ratio (>1 is better): " + "; ".join(parts)]
+            if parts:
+                lines += ["", "trio-mqtt's ratio (>1 is better): " + "; ".join(parts)]
         lines.append("")
     return "\n".join(lines)
 
@@ -372,7 +373,8 @@ def main() -> int:
     if options.json:
         options.json.write_text(json.dumps(results, indent=1))
     if options.write_docs:
-        write_docs(text, "bash scripts/bench " + " ".join(sys.argv[1:]))
+        shown = [a for a in sys.argv[1:] if a != str(options.json) and a != "--json"]
+        write_docs(text, "bash scripts/bench " + " ".join(shown))
     return 0
 
 
