@@ -49,7 +49,9 @@ async def test_wakeup_wait_is_cancellable_and_then_reusable() -> None:
 async def test_flag_stays_set_and_takes_one_waiter() -> None:
     flag = Flag()
 
-    async def waiter(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def waiter(
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         task_status.started()
         await flag.wait()
 
