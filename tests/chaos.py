@@ -25,11 +25,57 @@ import trio
 import trio_mqtt
 from tests.mosquitto import running_mosquitto
 from tests.proxy import Proxy, open_proxy
-from trio_mqtt import ProtocolVersion, ReconnectPolicy
+from trio_mqtt import MQTTError, ProtocolVersion, ReconnectPolicy
+from trio_mqtt.lowlevel import PacketReader, Publish
 
 POLICY = ReconnectPolicy(initial_delay=0.02, max_delay=0.2)
 WINDOW = 100  # publishes in flight per QoS
 END = b"end"
+
+
+class FlowTrace:
+    """The QoS 2 packets crossing the subscriber's proxy, per message, to explain a duplicate:
+    ``trace.history(n)`` lists (connection, direction, packet, packet id, DUP) for message n."""
+
+    def __init__(self, version: ProtocolVersion, topic: str) -> None:
+        self.version = version
+        self.topic = topic
+        self.readers: dict[tuple[int, bool], PacketReader] = {}
+        self.by_id: dict[int, int] = {}  # packet id -> message number, latest
+        self.events: list[tuple[int, int, str, str, int, bool]] = []
+
+    def __call__(self, number: int, upward: bool, data: bytes) -> None:
+        reader = self.readers.setdefault(
+            (number, upward), PacketReader(version=self.version)
+        )
+        try:
+            packets = reader.feed(data)
+        except MQTTError:
+            return
+        for packet in packets:
+            name = type(packet).__name__
+            packet_id = getattr(packet, "packet_id", None)
+            if isinstance(packet, Publish):
+                if (
+                    packet.qos != 2
+                    or packet.topic != self.topic
+                    or packet.payload == END
+                ):
+                    continue
+                self.by_id[packet.packet_id or 0] = int(packet.payload)
+            elif (
+                name not in ("PubRec", "PubRel", "PubComp")
+                or packet_id not in self.by_id
+            ):
+                continue
+            message = self.by_id[packet_id or 0]
+            dup = bool(getattr(packet, "dup", False))
+            self.events.append(
+                (message, number, "up" if upward else "down", name, packet_id or 0, dup)
+            )
+
+    def history(self, message: int) -> list[tuple[int, str, str, int, bool]]:
+        return [e[1:] for e in self.events if e[0] == message]
 
 
 @attrs.define
@@ -41,6 +87,7 @@ class Report:
     publisher_reconnects: int = 0
     subscriber_reconnects: int = 0
     seconds: float = 0.0
+    trace: FlowTrace | None = None
     _milestone: tuple[int, trio.Event] | None = None
 
     async def wait_received(self, n: int) -> None:
@@ -104,6 +151,7 @@ async def run_chaos(
         ) as publisher,
         trio.open_nursery() as nursery,
     ):  # fmt: skip
+        report.trace = sub_proxy.tap = FlowTrace(version, topics[2])
         nursery.start_soon(trouble, pub_proxy, sub_proxy, report)
 
         async def publish_all(qos: int) -> None:
@@ -157,6 +205,17 @@ def random_cuts(
     return trouble
 
 
+def explain(report: Report) -> str:
+    """The wire history of every QoS 2 message received more than once."""
+    seen: set[int] = set()
+    lines = []
+    for n in report.received[2]:
+        if n in seen and report.trace is not None:
+            lines.append(f"message {n}: {report.trace.history(n)}")
+        seen.add(n)
+    return "\n".join(lines)
+
+
 def check(report: Report, count: int) -> None:
     """The guarantees of issue #4, as assertions."""
     assert report.sent == {1: count, 2: count}, report.line()
@@ -164,7 +223,7 @@ def check(report: Report, count: int) -> None:
         report.line()
     )  # complete, in order
     assert report.received[2] == list(range(count)), (
-        report.line()
+        report.line() + "\n" + explain(report)
     )  # exactly once, in order
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 import trio
@@ -33,6 +33,8 @@ class Proxy:
         self.connected = trio.Event()  # set on each new connection (then replaced)
         self.dropped_down = 0  # broker -> client bytes black-holed so far
         self._dropped = trio.Event()
+        #: called with (connection number, upward, bytes) for every forwarded chunk
+        self.tap: Callable[[int, bool, bytes], None] | None = None
 
     @property
     def url(self) -> str:
@@ -65,7 +67,7 @@ class Proxy:
             self.cut()
 
     async def _pump(
-        self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool
+        self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool, number: int
     ) -> None:
         while True:
             data = await source.receive_some(65536)
@@ -77,6 +79,8 @@ class Proxy:
                     self._dropped.set()
                     self._dropped = trio.Event()
                 continue  # black hole: read and forget
+            if self.tap is not None:
+                self.tap(number, upward, data)
             await sink.send_all(data)
 
     async def _handle(self, client: trio.SocketStream) -> None:
@@ -93,11 +97,12 @@ class Proxy:
                 self._live.add(scope)
                 try:
                     async with trio.open_nursery() as nursery:
+                        number = self.connections
                         nursery.start_soon(
-                            self._pump_then_cancel, client, upstream, True
+                            self._pump_then_cancel, client, upstream, True, number
                         )
                         nursery.start_soon(
-                            self._pump_then_cancel, upstream, client, False
+                            self._pump_then_cancel, upstream, client, False, number
                         )
                 finally:
                     self._live.discard(scope)
@@ -113,10 +118,10 @@ class Proxy:
                     await trio.aclose_forcefully(upstream)
 
     async def _pump_then_cancel(
-        self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool
+        self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool, number: int
     ) -> None:
         with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await self._pump(source, sink, upward)
+            await self._pump(source, sink, upward, number)
         if self._up_blocked if upward else self._down_blocked:
             # A black hole swallows the close too: the other side must find out by itself
             # (keep alive), and only cut() ends the connection.
