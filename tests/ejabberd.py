@@ -15,21 +15,20 @@ certificates must be short-lived (a year-3000 expiry crashes its certificate tim
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
-from tests.mosquitto import free_port
+from tests.brokers import free_port, started, wait_listening
 
 BINARY = shutil.which("ejabberdctl") or (
     "/usr/sbin/ejabberdctl" if os.path.exists("/usr/sbin/ejabberdctl") else None
@@ -112,25 +111,12 @@ class Ejabberd:
             start_new_session=True,  # stop() signals the whole group: the shell, su and beam
         )  # fmt: skip
         log.close()
-        deadline = time.monotonic() + timeout
         ports = [p for p in (self.mqtt_port, self.ws_port, self.wss_port) if p]
-        while ports:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"ejabberd exited with {self.process.returncode}:\n{self.console()}"
-                )
-            try:
-                socket.create_connection(("127.0.0.1", ports[0]), timeout=0.2).close()
-                ports.pop(0)
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"ejabberd did not listen on {ports[0]} within {timeout}s:\n{self.console()}"
-                    ) from None
-                time.sleep(
-                    0.05
-                )  # polling the port: the broker has no other readiness signal
+        try:
+            wait_listening("ejabberd", self.process, ports, timeout, self.console)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def console(self) -> str:
         path = self.workdir / "console.log"
@@ -199,18 +185,9 @@ def running_ejabberd(*, certificate: bytes | None = None) -> Iterator[Ejabberd]:
     with tempfile.TemporaryDirectory(prefix="ejabberd-") as directory:
         workdir = Path(directory)
         workdir.chmod(0o755)
-        for attempt in range(3):
-            broker = make_config(workdir / f"run{attempt}", certificate=certificate)
-            try:
-                broker.start()
-                break
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-        try:
+        make = functools.partial(make_config, certificate=certificate)
+        with started(lambda attempt: make(workdir / f"run{attempt}")) as broker:
             yield broker
-        finally:
-            broker.stop()
 
 
 def main() -> int:

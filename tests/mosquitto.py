@@ -10,15 +10,15 @@ import contextlib
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+
+from tests.brokers import free_port, started, wait_listening
 
 BINARY = shutil.which("mosquitto") or next(
     (
@@ -28,13 +28,6 @@ BINARY = shutil.which("mosquitto") or next(
     ),
     None,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @attrs.define
@@ -67,31 +60,15 @@ class Mosquitto:
             self.process = subprocess.Popen(
                 [BINARY, "-c", str(self.config)], stdout=log, stderr=log
             )
-        deadline = time.monotonic() + timeout
-        addresses: list[object] = [p for p in (self.port, self.tls_port) if p]
+        addresses: list[int | str] = [p for p in (self.port, self.tls_port) if p]
         if self.unix_socket is not None:
             addresses.append(str(self.unix_socket))
-        while addresses:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with {self.process.returncode}:\n{self.log.read_text()}"
-                )
-            address = addresses[0]
-            try:
-                if isinstance(address, str):
-                    with socket.socket(socket.AF_UNIX) as sock:
-                        sock.connect(address)
-                else:
-                    socket.create_connection(("127.0.0.1", address), 0.2).close()
-                addresses.pop(0)
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"mosquitto did not listen on {address} within {timeout}s"
-                    ) from None
-                # polling the listener: the broker has no other readiness signal
-                time.sleep(0.01)
+        log = self.log
+        try:
+            wait_listening("mosquitto", self.process, addresses, timeout, log.read_text)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -191,18 +168,8 @@ def running_mosquitto(
             workdir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="mosquitto-"))
             )
-        for attempt in range(3):
-            broker = make_config(workdir, **options)  # type: ignore[arg-type]
-            try:
-                broker.start()
-                break
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-        try:
+        with started(lambda _: make_config(workdir, **options)) as broker:  # type: ignore[arg-type]
             yield broker
-        finally:
-            broker.stop()
 
 
 def main() -> int:

@@ -269,6 +269,7 @@ class Link:
             await self._dispatch(event)
         self._early = []
         quick = self._quickack
+        nowait = self._on_event_nowait
         while True:
             data = await receive_some(_RECEIVE_SIZE)
             if quick is not None:
@@ -284,7 +285,6 @@ class Link:
                 raise
             if conn.has_data_to_send:
                 self.wake()
-            nowait = self._on_event_nowait
             for event in events:
                 # the fast path: acknowledgements, and messages delivered without waiting
                 if nowait is not None and nowait(event):

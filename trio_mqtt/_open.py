@@ -128,7 +128,6 @@ async def open_client(
             (raised before any connection attempt).
     """
     tls_config = resolve_tls(tls)
-    ssl_context = tls_config.build_context() if tls_config is not None else None
     headers = tuple((websocket_headers or {}).items())
     endpoints = resolve_endpoints(
         broker,
@@ -136,6 +135,12 @@ async def open_client(
         port=port,
         tls=tls,
         have_transport=transport_factory is not None,
+    )
+    # one SSL context per client, not per connection attempt (loading the CAs takes ms)
+    ssl_context = (
+        (tls_config or TLSConfig()).build_context()
+        if tls_config is not None or any(e.tls for e in endpoints)
+        else None
     )
     protocol = ProtocolVersion(protocol)
     connect = build_connect(

@@ -18,6 +18,7 @@ from benchmarks.clients.common import (
     ready,
     report,
     rss,
+    shares,
 )  # fmt: skip
 
 
@@ -40,10 +41,9 @@ async def publish(args: Args) -> None:
                 for _ in range(n):
                     await client.publish(args.topic, PAYLOAD, qos=args.qos)
 
-            share, extra = divmod(args.count, args.inflight)
             async with asyncio.TaskGroup() as group:
-                for i in range(args.inflight):
-                    group.create_task(worker(share + (i < extra)))
+                for n in shares(args.count, args.inflight):
+                    group.create_task(worker(n))
         report(count=args.count, start=t0, end=now(), cpu=cpu() - c0)
 
 

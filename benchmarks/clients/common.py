@@ -55,6 +55,12 @@ def report(**values: Any) -> None:
     print(json.dumps(values), flush=True)
 
 
+def shares(count: int, parts: int) -> list[int]:
+    """``count`` split into ``parts`` near-equal shares (one per publishing task)."""
+    share, extra = divmod(count, parts)
+    return [share + (i < extra) for i in range(parts)]
+
+
 def percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {"p50": ordered[len(ordered) // 2], "p99": ordered[len(ordered) * 99 // 100]}

@@ -16,6 +16,7 @@ from benchmarks.clients.common import (
     ready,
     report,
     rss,
+    shares,
 )  # fmt: skip
 
 
@@ -35,10 +36,9 @@ async def publish(args: Args) -> None:
                 for _ in range(n):
                     await client.publish(args.topic, PAYLOAD, qos=args.qos)
 
-            share, extra = divmod(args.count, args.inflight)
             async with trio.open_nursery() as nursery:
-                for i in range(args.inflight):
-                    nursery.start_soon(worker, share + (i < extra))
+                for n in shares(args.count, args.inflight):
+                    nursery.start_soon(worker, n)
         report(count=args.count, start=t0, end=now(), cpu=cpu() - c0)
 
 

@@ -24,12 +24,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-def _require_binary() -> None:
-    if BINARY is None:
+def _require_binary(name: str = "mosquitto", binary: str | None = BINARY) -> None:
+    """Skip when the broker is missing (a bare `pytest` on a machine without it); fail instead
+    under `bash scripts/test` and CI, which install it and set TRIO_MQTT_REQUIRE_BROKER=1."""
+    if binary is None:
         if os.environ.get("TRIO_MQTT_REQUIRE_BROKER") == "1":
-            pytest.fail("mosquitto is not installed but TRIO_MQTT_REQUIRE_BROKER=1")
+            pytest.fail(f"{name} is not installed but TRIO_MQTT_REQUIRE_BROKER=1")
         pytest.skip(
-            "mosquitto is not installed: `bash scripts/test` installs it; TRIO_MQTT_REQUIRE_BROKER=1 turns this skip into a failure"
+            f"{name} is not installed: `bash scripts/test` installs it; TRIO_MQTT_REQUIRE_BROKER=1 turns this skip into a failure"
         )
 
 
@@ -126,10 +128,7 @@ def mosquitto_unix(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def ejabberd(ca: trustme.CA) -> Iterator[Ejabberd]:
     """ejabberd's mod_mqtt: MQTT over TCP, WebSocket and WebSocket over TLS (our CA, 2 days)."""
-    if ejabberd_binary is None:
-        if os.environ.get("TRIO_MQTT_REQUIRE_BROKER") == "1":
-            pytest.fail("ejabberd is not installed but TRIO_MQTT_REQUIRE_BROKER=1")
-        pytest.skip("ejabberd is not installed: `bash scripts/test` installs it")
+    _require_binary("ejabberd", ejabberd_binary)
     now = datetime.datetime.now(datetime.UTC)
     cert = ca.issue_cert(
         "localhost",

@@ -4,8 +4,9 @@ fault-injecting proxy of tests/proxy.py."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -264,34 +265,56 @@ async def test_unacknowledged_publish_is_resent_on_resume(
                 assert after in (b"once", b"sentinel")  # a QoS 1 duplicate is allowed
 
 
+async def publish_while_cut(
+    url: Callable[[int], str],
+    port: int,
+    version: ProtocolVersion,
+    *,
+    qos: int,
+    count: int,
+    **options: Any,
+) -> tuple[list[int], int]:
+    """A persistent subscriber reaches the broker's ``port`` through a proxy (``url(port)`` is
+    how to reach a port); its connection is cut and refused while ``count`` messages are
+    published; the session must be resumed. Returns what it received and its reconnects."""
+    topic = unique("queued")
+    async with (
+        trio_mqtt.open_client(url(port), protocol=version, **options) as publisher,
+        open_proxy(port) as proxy,
+        trio_mqtt.open_client(
+            url(proxy.port), client_id=unique("persub"), protocol=version,
+            reconnect=FAST, **persistent(version), **options,
+        ) as subscriber,
+        subscriber.subscribe(topic, qos=qos) as messages,
+    ):  # fmt: skip
+        with subscriber.watch_state() as changes:
+            proxy.refuse()
+            proxy.cut()
+            await next_change(changes, Disconnected)
+            for n in range(count):
+                await publisher.publish(topic, str(n).encode(), qos=qos)
+            proxy.refuse(False)
+            back = await next_change(changes, Connected)
+            assert isinstance(back, Connected)
+            assert back.session_present
+        received = [int((await messages.receive()).payload) for _ in range(count)]
+    return received, subscriber.reconnects
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_persistent_subscriber_misses_nothing_while_cut(
     mosquitto: Mosquitto, version: ProtocolVersion
 ) -> None:
-    topic = unique("queued")
     with trio.fail_after(15):
-        async with (
-            trio_mqtt.open_client(mosquitto.url, protocol=version) as publisher,
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, client_id=unique("persub"), protocol=version, reconnect=FAST,
-                **persistent(version),  # type: ignore[arg-type]
-            ) as subscriber,
-            subscriber.subscribe(topic, qos=2) as messages,
-        ):  # fmt: skip
-            with subscriber.watch_state() as changes:
-                proxy.refuse()
-                proxy.cut()
-                await next_change(changes, Disconnected)
-                for n in range(20):
-                    await publisher.publish(topic, str(n).encode(), qos=2)
-                proxy.refuse(False)
-                back = await next_change(changes, Connected)
-                assert isinstance(back, Connected)
-                assert back.session_present
-            received = [int((await messages.receive()).payload) for _ in range(20)]
-            assert received == list(range(20))
-            assert subscriber.reconnects == 1
+        received, reconnects = await publish_while_cut(
+            lambda port: f"mqtt://127.0.0.1:{port}",
+            mosquitto.port,
+            version,
+            qos=2,
+            count=20,
+        )
+    assert received == list(range(20))
+    assert reconnects == 1
 
 
 async def test_redelivery_of_a_message_the_application_holds_is_not_handed_over_twice(

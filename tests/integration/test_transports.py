@@ -19,13 +19,11 @@ import trio_mqtt
 from tests.chaos import persistent
 from tests.ejabberd import PASSWORD, USERNAME, Ejabberd
 from tests.integration.test_client import VERSIONS, unique
-from tests.integration.test_resilience import FAST, next_change
+from tests.integration.test_resilience import FAST, next_change, publish_while_cut
 from tests.mosquitto import Mosquitto, TLSFiles
-from tests.proxy import open_proxy
 from trio_mqtt import (
     Connected,
     ConnectError,
-    Disconnected,
     ProtocolVersion,
     QoS,
     TLSConfig,
@@ -100,32 +98,12 @@ async def test_cut_connection_resumes_its_session(
 ) -> None:
     """A persistent subscriber behind a proxy loses its connection; what was published
     meanwhile arrives after the client reconnects by itself over the same transport."""
-    topic = unique("resume")
     with trio.fail_after(30):
-        async with (
-            trio_mqtt.open_client(
-                route.url(route.port), protocol=version, **route.options
-            ) as publisher,
-            open_proxy(route.port) as proxy,
-            trio_mqtt.open_client(
-                route.url(proxy.port), client_id=unique("sub"), protocol=version,
-                reconnect=FAST, **persistent(version), **route.options,
-            ) as subscriber,
-            subscriber.subscribe(topic, qos=1) as messages,
-        ):  # fmt: skip
-            with subscriber.watch_state() as changes:
-                proxy.refuse()
-                proxy.cut()
-                await next_change(changes, Disconnected)
-                for n in range(10):
-                    await publisher.publish(topic, str(n).encode(), qos=1)
-                proxy.refuse(False)
-                back = await next_change(changes, Connected)
-                assert isinstance(back, Connected)
-                assert back.session_present
-            received = [int((await messages.receive()).payload) for _ in range(10)]
+        received, reconnects = await publish_while_cut(
+            route.url, route.port, version, qos=1, count=10, **route.options
+        )
     assert received == list(range(10))
-    assert subscriber.reconnects == 1
+    assert reconnects == 1
 
 
 # -- Unix sockets ----------------------------------------------------------------------------------

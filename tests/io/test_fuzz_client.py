@@ -77,7 +77,9 @@ def run_client(
                             max_packet_size=4096,
                             connect_timeout=10,
                         ) as client,
-                        client.subscribe("#", qos=2) if not before_connack else _null(),
+                        client.subscribe("#", qos=2)
+                        if not before_connack
+                        else contextlib.nullcontext(),
                     ):
                         await trio.sleep_forever()
                 except BaseException as exc:
@@ -85,14 +87,6 @@ def run_client(
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     return outcome[0]
-
-
-class _null:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 def check(outcome: BaseException | None) -> None:

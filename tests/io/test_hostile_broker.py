@@ -105,20 +105,16 @@ async def _trickle_connack(broker: ScriptedBroker) -> None:
     await broker.send(wire.connack()[:1])  # and never the rest: slowloris
 
 
-def _props(*items: bytes) -> bytes:
-    return wire.props(*items)
-
-
 CATALOGUE = [
     # -- before CONNACK --------------------------------------------------------------------
     Evil("garbage instead of CONNACK", b"\x00\x00", MalformedPacketError, MALFORMED, True),
     Evil("PUBLISH before CONNACK", wire.publish("t", b"x"), RemoteProtocolError, PROTOCOL, True),  # [MQTT-3.2.0-1]
     Evil("CONNACK with reserved flag bits", wire.frame(0x20, b"\x02\x00\x00"), MalformedPacketError, MALFORMED, True),  # [MQTT-3.2.2-1]
     Evil("CONNACK with an unknown reason code", wire.frame(0x20, b"\x00\x05\x00"), MalformedPacketError, MALFORMED, True),
-    Evil("CONNACK Receive Maximum 0", wire.connack(properties=_props(b"\x21" + wire.u16(0))), RemoteProtocolError, PROTOCOL, True),  # [MQTT-3.2.2-?] section 3.2.2.3.3
-    Evil("CONNACK Maximum QoS 2", wire.connack(properties=_props(b"\x24\x02")), RemoteProtocolError, PROTOCOL, True),
-    Evil("CONNACK with a PUBLISH-only property", wire.connack(properties=_props(b"\x01\x01")), MalformedPacketError, MALFORMED, True),
-    Evil("CONNACK with a property twice", wire.connack(properties=_props(b"\x21\x00\x05", b"\x21\x00\x05")), RemoteProtocolError, PROTOCOL, True),  # [MQTT-2.2.2-?] section 2.2.2.2
+    Evil("CONNACK Receive Maximum 0", wire.connack(properties=wire.props(b"\x21" + wire.u16(0))), RemoteProtocolError, PROTOCOL, True),  # [MQTT-3.2.2-?] section 3.2.2.3.3
+    Evil("CONNACK Maximum QoS 2", wire.connack(properties=wire.props(b"\x24\x02")), RemoteProtocolError, PROTOCOL, True),
+    Evil("CONNACK with a PUBLISH-only property", wire.connack(properties=wire.props(b"\x01\x01")), MalformedPacketError, MALFORMED, True),
+    Evil("CONNACK with a property twice", wire.connack(properties=wire.props(b"\x21\x00\x05", b"\x21\x00\x05")), RemoteProtocolError, PROTOCOL, True),  # [MQTT-2.2.2-?] section 2.2.2.2
     Evil("properties longer than the packet", wire.frame(0x20, b"\x00\x00\x09\x21"), MalformedPacketError, MALFORMED, True),
     Evil("remaining length of five bytes", b"\x20\xff\xff\xff\xff\x01", MalformedPacketError, MALFORMED, True),  # section 1.5.5
     Evil("silence instead of CONNACK", b"", ConnectError, None, True, options={"connect_timeout": 0.5}, disconnect=False),
@@ -144,10 +140,10 @@ CATALOGUE = [
     Evil("PUBLISH to a wildcard topic", wire.publish("a/+", b"x"), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-2]
     Evil("PUBLISH with invalid UTF-8 in the topic", wire.frame(0x30, wire.u16(2) + b"\xc3\x28" + b"\x00"), MalformedPacketError, MALFORMED),  # [MQTT-1.5.4-1]
     Evil("PUBLISH with U+0000 in the topic", wire.publish("a\x00b", b"x"), MalformedPacketError, MALFORMED),  # [MQTT-1.5.4-2]
-    Evil("PUBLISH with a topic alias above our maximum", wire.publish("t", b"x", properties=_props(b"\x23" + wire.u16(5))), RemoteProtocolError, ReasonCode.TOPIC_ALIAS_INVALID),  # [MQTT-3.3.2-10]
-    Evil("PUBLISH with topic alias 0", wire.publish("t", b"x", properties=_props(b"\x23" + wire.u16(0))), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-8]
+    Evil("PUBLISH with a topic alias above our maximum", wire.publish("t", b"x", properties=wire.props(b"\x23" + wire.u16(5))), RemoteProtocolError, ReasonCode.TOPIC_ALIAS_INVALID),  # [MQTT-3.3.2-10]
+    Evil("PUBLISH with topic alias 0", wire.publish("t", b"x", properties=wire.props(b"\x23" + wire.u16(0))), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-8]
     Evil("PUBLISH with an empty topic and no alias", wire.publish("", b"x"), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-1]
-    Evil("PUBLISH with a subscription identifier 0", wire.publish("t", b"x", properties=_props(b"\x0b\x00")), RemoteProtocolError, PROTOCOL),
+    Evil("PUBLISH with a subscription identifier 0", wire.publish("t", b"x", properties=wire.props(b"\x0b\x00")), RemoteProtocolError, PROTOCOL),
     Evil("more QoS 1 messages than our Receive Maximum", _flood, RemoteProtocolError, ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, options={"receive_maximum": 2, "buffer_size": 0}),  # [MQTT-3.3.4-9]
     Evil("a packet above our Maximum Packet Size", wire.publish("t", b"x" * 2000), RemoteProtocolError, ReasonCode.PACKET_TOO_LARGE, options={"max_packet_size": 1024}),  # [MQTT-3.1.2-24]
     Evil("a 256 MB length header (never buffered)", b"\x30\xff\xff\xff\x7f", RemoteProtocolError, ReasonCode.PACKET_TOO_LARGE),
@@ -217,7 +213,7 @@ async def test_never_sends_more_than_the_brokers_maximum_packet_size() -> None:
     async def script() -> None:
         await broker.expect(Connect)
         await broker.send(
-            wire.connack(properties=_props(b"\x27" + (200).to_bytes(4, "big")))
+            wire.connack(properties=wire.props(b"\x27" + (200).to_bytes(4, "big")))
         )
         while (packet := await broker.receive()) is not None:
             received.append(packet)
