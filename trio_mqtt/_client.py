@@ -409,7 +409,7 @@ class MQTTClient:
             sub_id = subscription._subscription_id
             properties = Properties(subscription_identifiers=(sub_id,))
             for request in subscription.requests:
-                self._router.filter_ids[request.topic_filter] = sub_id
+                self._router.set_filter_id(request.topic_filter, sub_id)
         return self._link.conn.subscribe(subscription.requests, properties)
 
     async def _subscribe_once(self, subscription: Subscription) -> bool:
@@ -439,14 +439,13 @@ class MQTTClient:
                 if await self._subscribe_once(subscription):
                     return
         except BaseException:
-            self._router.subscriptions.remove(subscription)
+            self._router.remove(subscription)
             subscription._finish(None)
             raise
 
     async def _leave_subscription(self, subscription: Subscription) -> None:
+        self._router.remove(subscription)
         subscriptions = self._router.subscriptions
-        if subscription in subscriptions:
-            subscriptions.remove(subscription)
         subscription._finish(None)
         still_used = {f for s in subscriptions for f in s.filters}
         filters = [
@@ -501,7 +500,7 @@ class MQTTClient:
                     if not await self._subscribe_once(subscription):
                         return  # lost again; the supervisor reconnects
                 except SubscribeError as exc:
-                    self._router.subscriptions.remove(subscription)
+                    self._router.remove(subscription)
                     subscription._finish(exc)
         self._stale_filters.clear()
         self._ready = True

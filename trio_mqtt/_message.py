@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, final
 
 import attrs
 
 from ._enums import QoS, ReasonCode
+from ._sansio._fast import positional
 from ._sansio._packets import Publish
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 
@@ -15,9 +17,16 @@ class _Acknowledger(Protocol):
     def ack(self) -> None: ...
 
 
+class _MessageSlots:
+    # Message's storage, so that the router can build one cheaply (see _sansio._fast)
+    __slots__ = (
+        "__weakref__", "_acknowledger", "payload", "properties", "qos", "retain", "topic"
+    )  # fmt: skip
+
+
 @final
 @attrs.frozen(kw_only=True)
-class Message:
+class Message(_MessageSlots):
     """An application message received on a subscription.
 
     Attributes:
@@ -37,18 +46,14 @@ class Message:
         default=None, eq=False, repr=False, alias="_acknowledger"
     )
 
-    @classmethod
+    @staticmethod
     def _from_publish(
-        cls, publish: Publish, acknowledger: _Acknowledger | None = None
+        publish: Publish, acknowledger: _Acknowledger | None = None
     ) -> Message:
-        return cls(
-            topic=publish.topic,
-            payload=publish.payload,
-            qos=publish.qos,
-            retain=publish.retain,
-            properties=publish.properties,
-            _acknowledger=acknowledger,
-        )
+        return _new_message(
+            publish.topic, publish.payload, publish.qos, publish.retain,
+            publish.properties, acknowledger,
+        )  # fmt: skip
 
     def ack(self) -> None:
         """Acknowledge this message to the broker (PUBACK for QoS 1, PUBREC for QoS 2).
@@ -65,6 +70,12 @@ class Message:
         """
         if self._acknowledger is not None:
             self._acknowledger.ack()
+
+
+#: Message(topic, payload, qos, retain, properties, _acknowledger) without __init__'s cost
+_new_message: Callable[
+    [str, bytes, QoS, bool, Properties, _Acknowledger | None], Message
+] = positional(Message)
 
 
 @final

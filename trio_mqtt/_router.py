@@ -36,6 +36,8 @@ log = logging.getLogger("trio_mqtt")
 
 #: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
 ORPHAN_LIMIT = 1000
+#: The most (topic, subscription identifiers) pairs whose routes are remembered.
+ROUTE_CACHE_SIZE = 1024
 
 
 class _Delivery:
@@ -84,6 +86,7 @@ class Router:
     """Routes inbound PUBLISHes of one client to its subscriptions."""
 
     __slots__ = (
+        "_routes",
         "_wake",
         "conn",
         "filter_ids",
@@ -103,6 +106,7 @@ class Router:
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
         self._wake = wake
+        self._routes: dict[tuple[str, tuple[int, ...]], tuple[Subscription, ...]] = {}
 
     def new_connection(self, conn: MQTTConnection, session_present: bool) -> None:
         """A new connection is up; without the session, no redelivery will come."""
@@ -135,12 +139,33 @@ class Router:
                 return True
         return False
 
-    def _targets(self, publish: Publish) -> list[Subscription]:
-        targets = [s for s in self.subscriptions if self.routes_to(s, publish)]
-        if not targets and publish.properties.subscription_identifiers:
-            # identifiers of an earlier process's subscriptions (a resumed session's queue)
-            targets = [s for s in self.subscriptions if s._matches(publish.topic)]
+    def _targets(self, publish: Publish) -> tuple[Subscription, ...]:
+        # Topics repeat: the match is worked out once per (topic, identifiers) and remembered
+        # until the subscriptions change (bounded; cleared when full).
+        key = (publish.topic, publish.properties.subscription_identifiers)
+        targets = self._routes.get(key)
+        if targets is None:
+            targets = tuple(s for s in self.subscriptions if self.routes_to(s, publish))
+            if not targets and publish.properties.subscription_identifiers:
+                # identifiers of an earlier process's subscriptions (a resumed session's queue)
+                targets = tuple(
+                    s for s in self.subscriptions if s._matches(publish.topic)
+                )
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[key] = targets
         return targets
+
+    def set_filter_id(self, topic_filter: str, identifier: int) -> None:
+        """Messages carrying ``identifier`` are for the subscription with ``topic_filter``."""
+        self.filter_ids[topic_filter] = identifier
+        self._routes.clear()
+
+    def remove(self, subscription: Subscription) -> None:
+        """Route nothing more to ``subscription`` (if it is routed to)."""
+        if subscription in self.subscriptions:
+            self.subscriptions.remove(subscription)
+            self._routes.clear()
 
     def route_nowait(self, publish: Publish) -> bool:
         """Route ``publish`` if that needs no waiting; False if a QoS 0 message meets a full
@@ -149,12 +174,15 @@ class Router:
         if publish.qos:
             self._route_acknowledged(publish, targets)
             return True
+        if len(targets) == 1:  # the common case: one test and one append
+            return targets[0]._offer(Message._from_publish(publish))
         for subscription in targets:
             if subscription._full():
                 return False
-        message = Message._from_publish(publish)
-        for subscription in targets:
-            subscription._append(message, None)
+        if targets:
+            message = Message._from_publish(publish)
+            for subscription in targets:
+                subscription._offer(message)
         return True
 
     async def route(self, publish: Publish) -> None:
@@ -168,7 +196,7 @@ class Router:
         self._route_acknowledged(publish, targets)
 
     def _route_acknowledged(
-        self, publish: Publish, targets: list[Subscription]
+        self, publish: Publish, targets: tuple[Subscription, ...]
     ) -> None:
         """QoS 1/2: never waits (the Receive Maximum bounds these buffers)."""
         conn = self.conn
@@ -214,6 +242,7 @@ class Router:
     def add(self, subscription: Subscription) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)
+        self._routes.clear()
         self.known.update(subscription.filters)
         if not self.orphans:
             return

@@ -68,10 +68,15 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._filters = tuple(r.topic_filter for r in requests)
         self.manual_ack = manual_ack
         self._buffer_size = buffer_size
-        self._buffer: deque[tuple[Message, _Handle | None]] = deque()
+        self._buffer: deque[Message] = deque()
+        # the acknowledgement handles of the QoS 1/2 messages in _buffer, in the same order
+        self._handles: deque[_Handle] = deque()
         self._qos0 = 0  # QoS 0 messages in the buffer
         self._receivers = trio.lowlevel.ParkingLot()
         self._senders = trio.lowlevel.ParkingLot()
+        self._parked = (
+            0  # tasks parked in _receivers or _senders (an int is cheaper to test)
+        )
         self._enter = enter
         self._leave = leave
         self._error: BaseException | None = None
@@ -126,12 +131,36 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             self._unyielded += 1
             if self._unyielded < _YIELD_EVERY:
                 return self._take()
+        return await self._wait()
+
+    async def __anext__(self) -> Message:
+        # receive() inlined: ``async for`` is how messages are mostly read.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._buffer:
+            self._unyielded += 1
+            if self._unyielded < _YIELD_EVERY:
+                return self._take()
+        try:
+            return await self._wait()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def _wait(self) -> Message:
+        """Yield to the scheduler, then wait for a message (the slow half of receive())."""
+        if self._buffer:
             await trio.lowlevel.cancel_shielded_checkpoint()
         self._unyielded = 0
         while not self._buffer:
             self._check_readable()
-            await self._receivers.park()
+            await self._park(self._receivers)
         return self._take()
+
+    async def _park(self, lot: trio.lowlevel.ParkingLot) -> None:
+        self._parked += 1
+        try:
+            await lot.park()
+        finally:
+            self._parked -= 1
 
     def receive_nowait(self) -> Message:
         """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none."""
@@ -149,13 +178,15 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             raise trio.EndOfChannel
 
     def _take(self) -> Message:
-        message, handle = self._buffer.popleft()
+        message = self._buffer.popleft()
         if message.qos == 0:
             self._qos0 -= 1
-            if self._senders:
+            if self._parked:
                 self._senders.unpark()
-        elif handle is not None and not self.manual_ack:
-            handle.ack()  # handed over: now the broker may count it as delivered
+        else:
+            handle = self._handles.popleft()
+            if not self.manual_ack:
+                handle.ack()  # handed over: now the broker may count it as delivered
         return message
 
     async def aclose(self) -> None:
@@ -182,10 +213,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         # what it processed: leave them to the broker, which redelivers them to the session's
         # next connection (a restarted worker). Otherwise acknowledge them, or they would hold
         # the broker's send quota (its view of our Receive Maximum) for the whole connection.
-        while self._buffer:
-            _, handle = self._buffer.popleft()
-            if handle is None:
-                continue
+        self._buffer.clear()
+        while self._handles:
+            handle = self._handles.popleft()
             if self.manual_ack:
                 handle.abandon()
             else:
@@ -208,36 +238,39 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
                 return True
         return False
 
-    def _deliver_nowait(self, message: Message, handle: _Handle | None) -> None:
+    def _deliver_nowait(self, message: Message, handle: _Handle) -> None:
         """Buffer a QoS 1/2 message (bounded by the Receive Maximum, never waits)."""
         if self._closed or self._ended:
-            if handle is not None:
-                handle.ack()
+            handle.ack()
             return
-        self._buffer.append((message, handle))
+        self._buffer.append(message)
+        self._handles.append(handle)
         self._delivered += 1
-        if self._receivers:
+        if self._parked:
             self._receivers.unpark()
 
     def _full(self) -> bool:
         """Whether a QoS 0 message would have to wait for room."""
         return self._qos0 >= self._buffer_size and not (self._closed or self._ended)
 
-    def _append(self, message: Message, handle: _Handle | None) -> None:
-        """Buffer a QoS 0 message now (the caller checked :meth:`_full`)."""
+    def _offer(self, message: Message) -> bool:
+        """Buffer a QoS 0 message if there is room (or drop it if the subscription is closed);
+        False if it would have to wait."""
         if self._closed or self._ended:
-            return  # closed by the application: the message is not for it any more
-        self._buffer.append((message, handle))
+            return True  # closed by the application: the message is not for it any more
+        if self._qos0 >= self._buffer_size:
+            return False
+        self._buffer.append(message)
         self._qos0 += 1
         self._delivered += 1
-        if self._receivers:
+        if self._parked:
             self._receivers.unpark()
+        return True
 
     async def _deliver(self, message: Message) -> None:
         """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
-        while self._full():
-            await self._senders.park()
-        self._append(message, None)
+        while not self._offer(message):
+            await self._park(self._senders)
 
     def _finish(self, error: BaseException | None) -> None:
         """The client is done: end iteration after the buffered messages."""

@@ -3,8 +3,9 @@
 Theory of operation. Commands (:meth:`connect`, :meth:`publish`, :meth:`subscribe`, ...) validate
 against the negotiated limits, encode, and append to an outbound buffer that the I/O layer drains
 with :meth:`data_to_send`. Received bytes go to :meth:`receive_data`, which decodes them and
-dispatches each packet through :data:`_HANDLERS`, a table from (state, packet type) to handler:
-a packet the table has no entry for is a protocol error. Handlers queue the acknowledgements the
+dispatches each packet through :data:`_HANDLERS`, a table from (state, packet type) to handler
+(PUBLISH while connected, the hot case, is dispatched inline): a packet the table has no entry
+for is a protocol error. Handlers queue the acknowledgements the
 spec requires (PUBACK, PUBREC, PUBREL, PUBCOMP, in the order the packets arrived,
 [MQTT-4.6.0-2]..[MQTT-4.6.0-4]) and return events. Time is an argument (``now``); keep alive is
 expressed as a deadline for the I/O layer to sleep until.
@@ -38,6 +39,7 @@ from ._events import (
     ReauthenticationCompleted,
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
+    message_received,
 )
 from ._packets import (
     Auth,
@@ -457,6 +459,12 @@ class MQTTConnection:
             packets = self._reader.feed(data)
             events: list[Event] = []
             for packet in packets:
+                if type(packet) is Publish and self.state is _CONNECTED:
+                    # the hot one, without the table's tuple key and a list per packet
+                    event = self._on_publish(packet)
+                    if event is not None:
+                        events.append(event)
+                    continue
                 handler = _HANDLERS.get((self.state, type(packet)))
                 if handler is None:
                     raise RemoteProtocolError(
@@ -516,7 +524,7 @@ class MQTTConnection:
             self._send(stored)
             self._inflight += 1
 
-    def _on_publish(self, packet: Publish, now: float) -> list[Event]:
+    def _on_publish(self, packet: Publish) -> MessageReceived | None:
         alias = packet.properties.topic_alias
         if alias is not None:
             if alias > self.topic_alias_maximum:
@@ -535,13 +543,13 @@ class MQTTConnection:
                 packet = attrs.evolve(packet, topic=topic)
         qos = packet.qos
         if qos == 0:
-            return [MessageReceived(packet)]
+            return message_received(packet)
         packet_id = packet.packet_id
         assert packet_id is not None
         unacked = self._unacked
         if packet_id in unacked:
             if unacked[packet_id][0] == qos == 2:
-                return []  # a QoS 2 resend before we acknowledged: ours is still on its way
+                return None  # a QoS 2 resend before we acknowledged: ours is still on its way
             raise RemoteProtocolError(
                 f"PUBLISH reused packet id {packet_id} before we acknowledged it"
             )  # [MQTT-2.2.1-3] on the sender's side
@@ -549,7 +557,7 @@ class MQTTConnection:
             # A redelivery of a message already handed over: PUBREC again, never the message
             # again ([MQTT-4.3.3-9]: the receiver must not deliver it twice).
             self._send(PubRec(packet_id=packet_id))
-            return []
+            return None
         inbound = self.session.inbound_qos2
         if (
             len(unacked) + len(inbound) >= self.receive_maximum
@@ -563,7 +571,7 @@ class MQTTConnection:
                 reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
             )  # [MQTT-3.3.4-9]
         unacked[packet_id] = [qos, 0]
-        return [MessageReceived(packet)]
+        return message_received(packet)
 
     def _finish_outbound(self, packet_id: int) -> None:
         self.session.finish_outbound(packet_id)
@@ -701,7 +709,6 @@ _HANDLERS: Final[dict[tuple[ConnectionState, type], _Handler]] = {
     (ConnectionState.CONNECTING, ConnAck): MQTTConnection._on_connack,  # type: ignore[dict-item]
     (ConnectionState.CONNECTING, Disconnect): MQTTConnection._on_disconnect,  # type: ignore[dict-item]
     (ConnectionState.CONNECTING, Auth): MQTTConnection._on_auth,  # type: ignore[dict-item]
-    (_CONNECTED, Publish): MQTTConnection._on_publish,  # type: ignore[dict-item]
     (_CONNECTED, PubAck): MQTTConnection._on_puback,  # type: ignore[dict-item]
     (_CONNECTED, PubRec): MQTTConnection._on_pubrec,  # type: ignore[dict-item]
     (_CONNECTED, PubRel): MQTTConnection._on_pubrel,  # type: ignore[dict-item]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from .._enums import ReasonCode
+from ._fast import positional
 from ._packets import ConnAck, Publish
 from ._properties import EMPTY_PROPERTIES, Properties
 
@@ -23,11 +26,19 @@ class ConnectionRefused:
     connack: ConnAck
 
 
+class _MessageReceivedSlots:
+    __slots__ = ("__weakref__", "publish")  # see _fast.positional
+
+
 @attrs.frozen
-class MessageReceived:
+class MessageReceived(_MessageReceivedSlots):
     """An application message arrived (QoS 2: exactly once per packet id until PUBREL)."""
 
     publish: Publish
+
+
+#: ``MessageReceived(publish)`` without ``__init__``'s cost: one per message received.
+message_received: Callable[[Publish], MessageReceived] = positional(MessageReceived)
 
 
 @attrs.frozen

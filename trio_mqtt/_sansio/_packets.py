@@ -56,8 +56,15 @@ class ConnAck:
     properties: Properties = EMPTY_PROPERTIES
 
 
+class _PublishSlots:
+    # Publish's storage, so that the codec can build one cheaply (see _fast.positional)
+    __slots__ = (
+        "__weakref__", "dup", "packet_id", "payload", "properties", "qos", "retain", "topic"
+    )  # fmt: skip
+
+
 @attrs.frozen(kw_only=True)
-class Publish:
+class Publish(_PublishSlots):
     """PUBLISH (section 3.3). ``packet_id`` is ``None`` exactly when ``qos`` is 0."""
 
     topic: str

@@ -1,0 +1,188 @@
+"""The receive hot path's shortcuts give the same results as the general code they bypass."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from trio_mqtt import MalformedPacketError, Message, QoS, RemoteProtocolError
+from trio_mqtt._message import _new_message
+from trio_mqtt._router import ROUTE_CACHE_SIZE, Router
+from trio_mqtt._sansio._codec import _new_publish
+from trio_mqtt._sansio._connection import MQTTConnection
+from trio_mqtt._sansio._events import MessageReceived, message_received
+from trio_mqtt._sansio._fast import positional
+from trio_mqtt._subscription import Subscription
+from trio_mqtt.lowlevel import (
+    EMPTY_PROPERTIES,
+    ConnAck,
+    Connect,
+    PacketReader,
+    Properties,
+    Publish,
+    SubscriptionRequest,
+    encode_packet,
+)
+
+# -- positional constructors ----------------------------------------------------------------------
+
+
+def test_positional_publish_is_a_frozen_publish() -> None:
+    props = Properties(subscription_identifiers=(7,))
+    fast = _new_publish("a/b", b"x", QoS.AT_LEAST_ONCE, True, False, 3, props)
+    slow = Publish(
+        topic="a/b", payload=b"x", qos=QoS.AT_LEAST_ONCE, retain=True, packet_id=3,
+        properties=props,
+    )  # fmt: skip
+    assert type(fast) is Publish
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.topic = "c"  # type: ignore[misc]
+    assert attrs.evolve(fast, dup=True).dup
+
+
+def test_positional_message_and_event() -> None:
+    message = _new_message("t", b"p", QoS.AT_MOST_ONCE, False, EMPTY_PROPERTIES, None)
+    assert type(message) is Message
+    assert message == Message(topic="t", payload=b"p", qos=QoS.AT_MOST_ONCE)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        message.payload = b""  # type: ignore[misc]
+    publish = Publish(topic="t")
+    assert message_received(publish) == MessageReceived(publish)
+
+
+def test_positional_refuses_a_class_without_a_matching_slots_base() -> None:
+    @attrs.frozen
+    class Plain:
+        a: int
+
+    with pytest.raises(TypeError, match="base must hold exactly its fields"):
+        positional(Plain)
+
+    class _Slots:
+        __slots__ = ("__weakref__", "a")
+
+    @attrs.frozen
+    class Checked(_Slots):
+        a: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    with pytest.raises(TypeError, match="validator"):
+        positional(Checked)
+
+
+# -- the reader's shortcuts -------------------------------------------------------------------------
+
+
+def _publish_with_id(identifier: int) -> bytes:
+    props = Properties(subscription_identifiers=(identifier,))
+    return encode_packet(Publish(topic="a", payload=b"p", properties=props))
+
+
+@pytest.mark.parametrize("identifier", [1, 127, 128, 268_435_455])
+def test_subscription_identifier_shortcut(identifier: int) -> None:
+    (packet,) = PacketReader().feed(_publish_with_id(identifier))
+    assert isinstance(packet, Publish)
+    assert packet.properties.subscription_identifiers == (identifier,)
+    assert packet.payload == b"p"
+
+
+def test_truncated_subscription_identifier_is_not_read_from_the_next_packet() -> None:
+    # property length 2 but the packet ends after the 0x0B: the next packet's first byte
+    # must not be taken for the identifier
+    truncated = bytes.fromhex("30 05 0001 61 02 0b")
+    with pytest.raises(MalformedPacketError):
+        PacketReader().feed(truncated + encode_packet(Publish(topic="a")))  # 0x30...
+
+
+def test_subscription_identifier_zero_is_refused() -> None:
+    with pytest.raises(RemoteProtocolError):
+        PacketReader().feed(bytes.fromhex("30 06 0001 61 02 0b 00"))
+
+
+def test_large_packet_in_pieces() -> None:
+    payload = bytes(range(256)) * 400
+    data = encode_packet(Publish(topic="big", payload=payload)) + encode_packet(
+        Publish(topic="next", payload=b"n")
+    )
+    reader = PacketReader()
+    got: list[object] = []
+    for start in range(0, len(data), 1000):
+        before = len(got)
+        got += reader.feed(bytearray(data[start : start + 1000]))
+        if len(got) == before:
+            assert reader.buffered  # held, not decoded yet
+    assert [(p.topic, p.payload) for p in got] == [("big", payload), ("next", b"n")]  # type: ignore[attr-defined]
+    assert reader.buffered == 0
+
+
+def test_memoryview_input() -> None:
+    data = memoryview(encode_packet(Publish(topic="m", payload=b"v")) * 2)
+    packets = PacketReader().feed(data)
+    assert [type(p.payload) for p in packets] == [bytes, bytes]  # type: ignore[union-attr]
+
+
+# -- the router's remembered routes -------------------------------------------------------------------
+
+
+async def _unused(_: Subscription) -> None:
+    raise AssertionError
+
+
+def _subscription(topic_filter: str) -> Subscription:
+    return Subscription(
+        (SubscriptionRequest(topic_filter=topic_filter),),
+        buffer_size=100, enter=_unused, leave=_unused,
+    )  # fmt: skip
+
+
+def _router() -> Router:
+    conn = MQTTConnection()
+    conn.connect(Connect(client_id="x"), now=0)
+    conn.receive_data(encode_packet(ConnAck()), now=0)
+    router = Router(lambda: None)
+    router.new_connection(conn, session_present=False)
+    return router
+
+
+def _received(subscription: Subscription) -> list[str]:
+    return [m.topic for m in subscription._buffer]
+
+
+def test_routes_follow_subscriptions_added_and_removed() -> None:
+    router = _router()
+    a, b = _subscription("x/+"), _subscription("x/#")
+    router.add(a)
+    assert router.route_nowait(Publish(topic="x/1"))
+    router.add(b)
+    assert router.route_nowait(Publish(topic="x/1"))
+    router.remove(a)
+    assert router.route_nowait(Publish(topic="x/1"))
+    assert _received(a) == ["x/1", "x/1"]
+    assert _received(b) == ["x/1", "x/1"]
+
+
+def test_routes_follow_subscription_identifiers() -> None:
+    router = _router()
+    a, b = _subscription("x/+"), _subscription("x/+")
+    router.add(a)
+    router.add(b)
+    router.set_filter_id("x/+", 1)
+    one = Properties(subscription_identifiers=(1,))
+    router.route_nowait(Publish(topic="x/1", properties=one))
+    assert (_received(a), _received(b)) == (
+        ["x/1"],
+        ["x/1"],
+    )  # one filter, both subscriptions
+    router.remove(b)
+    router.route_nowait(Publish(topic="x/1", properties=one))
+    assert (_received(a), _received(b)) == (["x/1", "x/1"], ["x/1"])
+
+
+def test_route_memory_is_bounded() -> None:
+    router = _router()
+    router.add(_subscription("#"))
+    for n in range(ROUTE_CACHE_SIZE * 2 + 1):
+        router.route_nowait(Publish(topic=f"t/{n}"))
+    assert len(router._routes) <= ROUTE_CACHE_SIZE
