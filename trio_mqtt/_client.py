@@ -24,12 +24,11 @@ from ._message import PublishResult
 from ._router import Router
 from ._sansio._events import (
     Event,
-    MessageReceived,
     PublishAcknowledged,
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
-from ._sansio._packets import ConnAck, SubscriptionRequest
+from ._sansio._packets import ConnAck, Publish, SubscriptionRequest
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._status import ClientState, StateChange, StateWatcher
 from ._subscription import Subscription
@@ -523,25 +522,31 @@ class MQTTClient:
             for watcher in self._watchers:
                 watcher._push(change)
 
-    def _on_event_nowait(self, event: Event) -> bool:
-        """Handle ``event`` if that needs no waiting (acknowledgements, and messages that fit
-        their subscriptions' buffers); False: hand it to :meth:`_on_event`."""
-        if type(event) is MessageReceived:
-            return self._router.route_nowait(event.publish)
-        if isinstance(event, _AckEvent):
-            request = self._waiters.pop(event.packet_id, None)
-            if request is not None:
-                request.finish(event)
-            if self._queue and isinstance(event, PublishAcknowledged):
-                self._pump()
-            return True
-        return False
+    def _on_events_nowait(self, events: list[Event], start: int) -> int:
+        """Handle ``events[start:]`` while that needs no waiting (acknowledgements, and messages
+        that fit their subscriptions' buffers); return the index of the first that does (to
+        :meth:`_on_event`), or ``len(events)``. One call per network read, not per event."""
+        route = self._router.route_nowait
+        for index in range(start, len(events)):
+            event = events[index]
+            if type(event) is Publish:
+                if not route(event):
+                    return index
+            elif isinstance(event, _AckEvent):
+                request = self._waiters.pop(event.packet_id, None)
+                if request is not None:
+                    request.finish(event)
+                if self._queue and isinstance(event, PublishAcknowledged):
+                    self._pump()
+            else:
+                return index
+        return len(events)
 
     async def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageReceived):
-            await self._router.route(event.publish)
+        if isinstance(event, Publish):
+            await self._router.route(event)
         else:
-            self._on_event_nowait(event)
+            self._on_events_nowait([event], 0)
 
     def _finish(self, error: MQTTError | None) -> None:
         """The client is done for good: fail every waiter and end every subscription."""

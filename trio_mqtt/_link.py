@@ -67,7 +67,7 @@ class Link:
         "_ended",
         "_failure",
         "_on_event",
-        "_on_event_nowait",
+        "_on_events_nowait",
         "_queued",
         "_quickack",
         "_reauthenticated",
@@ -88,7 +88,7 @@ class Link:
         *,
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
-        on_event_nowait: Callable[[Event], bool] | None = None,
+        on_events_nowait: Callable[[list[Event], int], int] | None = None,
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
@@ -97,7 +97,7 @@ class Link:
         self._before_send = before_send
         self.conn = conn
         self._on_event = on_event
-        self._on_event_nowait = on_event_nowait
+        self._on_events_nowait = on_events_nowait
         self._wake = Wakeup()
         self._queued = 0
         self._sent = 0
@@ -269,7 +269,7 @@ class Link:
             await self._dispatch(event)
         self._early = []
         quick = self._quickack
-        nowait = self._on_event_nowait
+        nowait = self._on_events_nowait
         while True:
             data = await receive_some(_RECEIVE_SIZE)
             if quick is not None:
@@ -285,11 +285,16 @@ class Link:
                 raise
             if conn.has_data_to_send:
                 self.wake()
-            for event in events:
-                # the fast path: acknowledgements, and messages delivered without waiting
-                if nowait is not None and nowait(event):
-                    continue
-                await self._dispatch(event)
+            if nowait is None:
+                for event in events:
+                    await self._dispatch(event)
+                continue
+            # the fast path: acknowledgements, and messages delivered without waiting, all in
+            # one call; the rest one by one, awaiting what has to wait
+            index = nowait(events, 0)
+            while index < len(events):
+                await self._dispatch(events[index])
+                index = nowait(events, index + 1)
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, AuthChallenged):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ._message import Message
+from ._message import Message, _new_message
 from ._sansio._connection import ConnectionState, MQTTConnection
 from ._sansio._packets import Publish
 from ._subscription import Subscription
@@ -36,7 +36,7 @@ log = logging.getLogger("trio_mqtt")
 
 #: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
 ORPHAN_LIMIT = 1000
-#: The most (topic, subscription identifiers) pairs whose routes are remembered.
+#: The most topics whose routes are remembered.
 ROUTE_CACHE_SIZE = 1024
 
 
@@ -106,7 +106,8 @@ class Router:
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
         self._wake = wake
-        self._routes: dict[tuple[str, tuple[int, ...]], tuple[Subscription, ...]] = {}
+        # topic -> (subscription identifiers, the subscriptions it routes to)
+        self._routes: dict[str, tuple[tuple[int, ...], tuple[Subscription, ...]]] = {}
 
     def new_connection(self, conn: MQTTConnection, session_present: bool) -> None:
         """A new connection is up; without the session, no redelivery will come."""
@@ -140,20 +141,19 @@ class Router:
         return False
 
     def _targets(self, publish: Publish) -> tuple[Subscription, ...]:
-        # Topics repeat: the match is worked out once per (topic, identifiers) and remembered
-        # until the subscriptions change (bounded; cleared when full).
-        key = (publish.topic, publish.properties.subscription_identifiers)
-        targets = self._routes.get(key)
-        if targets is None:
-            targets = tuple(s for s in self.subscriptions if self.routes_to(s, publish))
-            if not targets and publish.properties.subscription_identifiers:
-                # identifiers of an earlier process's subscriptions (a resumed session's queue)
-                targets = tuple(
-                    s for s in self.subscriptions if s._matches(publish.topic)
-                )
-            if len(self._routes) >= ROUTE_CACHE_SIZE:
-                self._routes.clear()
-            self._routes[key] = targets
+        # Topics repeat: the match is worked out once per topic and remembered, with the
+        # identifiers it was for, until the subscriptions change (bounded; cleared when full).
+        ids = publish.properties.subscription_identifiers
+        known = self._routes.get(publish.topic)
+        if known is not None and known[0] == ids:
+            return known[1]
+        targets = tuple(s for s in self.subscriptions if self.routes_to(s, publish))
+        if not targets and ids:
+            # identifiers of an earlier process's subscriptions (a resumed session's queue)
+            targets = tuple(s for s in self.subscriptions if s._matches(publish.topic))
+        if len(self._routes) >= ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[publish.topic] = (ids, targets)
         return targets
 
     def set_filter_id(self, topic_filter: str, identifier: int) -> None:
@@ -175,7 +175,11 @@ class Router:
             self._route_acknowledged(publish, targets)
             return True
         if len(targets) == 1:  # the common case: one test and one append
-            return targets[0]._offer(Message._from_publish(publish))
+            p = publish
+            message = _new_message(
+                p.topic, p.payload, p.qos, p.retain, p.properties, None
+            )
+            return targets[0]._offer(message)
         for subscription in targets:
             if subscription._full():
                 return False

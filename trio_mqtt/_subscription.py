@@ -12,6 +12,7 @@ import trio
 
 from ._message import Message
 from ._sansio._packets import SubscriptionRequest
+from ._sync import Waiters
 from ._topics import topic_matches
 
 # receive() yields to the scheduler at least this often while messages are waiting.
@@ -72,11 +73,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         # the acknowledgement handles of the QoS 1/2 messages in _buffer, in the same order
         self._handles: deque[_Handle] = deque()
         self._qos0 = 0  # QoS 0 messages in the buffer
-        self._receivers = trio.lowlevel.ParkingLot()
-        self._senders = trio.lowlevel.ParkingLot()
-        self._parked = (
-            0  # tasks parked in _receivers or _senders (an int is cheaper to test)
-        )
+        self._receivers = Waiters()  # receive() waiting for a message
+        self._senders = Waiters()  # the reader waiting for room for a QoS 0 message
         self._enter = enter
         self._leave = leave
         self._error: BaseException | None = None
@@ -152,15 +150,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._unyielded = 0
         while not self._buffer:
             self._check_readable()
-            await self._park(self._receivers)
+            await self._receivers.wait()
         return self._take()
-
-    async def _park(self, lot: trio.lowlevel.ParkingLot) -> None:
-        self._parked += 1
-        try:
-            await lot.park()
-        finally:
-            self._parked -= 1
 
     def receive_nowait(self) -> Message:
         """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none."""
@@ -181,8 +172,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         message = self._buffer.popleft()
         if message.qos == 0:
             self._qos0 -= 1
-            if self._parked:
-                self._senders.unpark()
+            if self._senders.count:
+                self._senders.wake_one()
         else:
             handle = self._handles.popleft()
             if not self.manual_ack:
@@ -201,8 +192,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             return
         self._closed = True
         self._drop_buffered()
-        self._receivers.unpark_all()
-        self._senders.unpark_all()
+        self._receivers.wake_all()
+        self._senders.wake_all()
         if self._entered:
             await self._leave(self)
         else:
@@ -246,8 +237,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._buffer.append(message)
         self._handles.append(handle)
         self._delivered += 1
-        if self._parked:
-            self._receivers.unpark()
+        if self._receivers.count:
+            self._receivers.wake_one()
 
     def _full(self) -> bool:
         """Whether a QoS 0 message would have to wait for room."""
@@ -263,19 +254,19 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._buffer.append(message)
         self._qos0 += 1
         self._delivered += 1
-        if self._parked:
-            self._receivers.unpark()
+        if self._receivers.count:
+            self._receivers.wake_one()
         return True
 
     async def _deliver(self, message: Message) -> None:
         """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
         while not self._offer(message):
-            await self._park(self._senders)
+            await self._senders.wait()
 
     def _finish(self, error: BaseException | None) -> None:
         """The client is done: end iteration after the buffered messages."""
         if self._error is None:
             self._error = error
         self._ended = True
-        self._receivers.unpark_all()
-        self._senders.unpark_all()
+        self._receivers.wake_all()
+        self._senders.wake_all()

@@ -67,7 +67,7 @@ class LinkOwner(Protocol):
 
     async def _on_event(self, event: Event) -> None: ...
 
-    def _on_event_nowait(self, event: Event) -> bool: ...
+    def _on_events_nowait(self, events: list[Event], start: int) -> int: ...
 
     def _link_new(self, link: Link, connack: ConnAck) -> None: ...
 
@@ -179,7 +179,7 @@ class Supervisor:
                 self.owner._on_event,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
-                on_event_nowait=self.owner._on_event_nowait,
+                on_events_nowait=self.owner._on_events_nowait,
             )
             try:
                 connack = await link.handshake(self.connect)

@@ -78,3 +78,31 @@ class Flag:
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+class Waiters:
+    """A :class:`trio.lowlevel.ParkingLot` that keeps count of its waiters in a plain int, so
+    that the hot path can test ``if waiters.count:`` instead of calling into the lot, and wakes
+    nobody it has already woken."""
+
+    __slots__ = ("_lot", "count")
+
+    def __init__(self) -> None:
+        self._lot = trio.lowlevel.ParkingLot()
+        self.count = 0  # tasks parked and not yet woken
+
+    async def wait(self) -> None:
+        """Park until :meth:`wake_one` or :meth:`wake_all` (a cancellation point)."""
+        self.count += 1
+        try:
+            await self._lot.park()
+        except BaseException:
+            self.count -= 1  # cancelled while parked: nobody woke (or counted) us
+            raise
+
+    def wake_one(self) -> None:
+        if self.count:
+            self.count -= len(self._lot.unpark())
+
+    def wake_all(self) -> None:
+        self.count -= len(self._lot.unpark_all())

@@ -10,7 +10,6 @@ from trio_mqtt._message import _new_message
 from trio_mqtt._router import ROUTE_CACHE_SIZE, Router
 from trio_mqtt._sansio._codec import _new_publish
 from trio_mqtt._sansio._connection import MQTTConnection
-from trio_mqtt._sansio._events import MessageReceived, message_received
 from trio_mqtt._sansio._fast import positional
 from trio_mqtt._subscription import Subscription
 from trio_mqtt.lowlevel import (
@@ -43,14 +42,12 @@ def test_positional_publish_is_a_frozen_publish() -> None:
     assert attrs.evolve(fast, dup=True).dup
 
 
-def test_positional_message_and_event() -> None:
+def test_positional_message() -> None:
     message = _new_message("t", b"p", QoS.AT_MOST_ONCE, False, EMPTY_PROPERTIES, None)
     assert type(message) is Message
     assert message == Message(topic="t", payload=b"p", qos=QoS.AT_MOST_ONCE)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         message.payload = b""  # type: ignore[misc]
-    publish = Publish(topic="t")
-    assert message_received(publish) == MessageReceived(publish)
 
 
 def test_positional_refuses_a_class_without_a_matching_slots_base() -> None:

@@ -18,7 +18,7 @@ from trio_mqtt import (
 )
 from trio_mqtt._sansio._codec import PacketReader, encode_packet
 from trio_mqtt._sansio._connection import MQTTConnection, QuotaExceeded
-from trio_mqtt._sansio._events import MessageReceived, PublishAcknowledged
+from trio_mqtt._sansio._events import PublishAcknowledged
 from trio_mqtt._sansio._packets import (
     ConnAck,
     Connect,
@@ -160,7 +160,7 @@ def test_acknowledgements_leave_in_arrival_order(version: ProtocolVersion) -> No
     when the application acknowledges out of order (manual ack)."""
     conn, _ = connected(SessionState(), version, present=False)
     events = feed(conn, publish(1, 1, 1), publish(2, 2, 2), publish(3, 1, 3))
-    assert [type(e) for e in events] == [MessageReceived] * 3
+    assert [type(e) for e in events] == [Publish] * 3
     conn.acknowledge(3)
     conn.acknowledge(2)
     assert sent(conn) == []
@@ -185,7 +185,7 @@ def test_acknowledged_qos2_is_never_delivered_again_even_before_its_pubrec_left(
     # the connection drops; the resumed session redelivers both
     again, _ = connected(session, version, present=True)
     events = feed(again, publish(1, 1, 1, dup=True), publish(2, 2, 2, dup=True))
-    assert [e.publish.payload for e in events if isinstance(e, MessageReceived)] == [
+    assert [e.payload for e in events if isinstance(e, Publish)] == [
         b"1"
     ]
     assert sent(again) == [PubRec(packet_id=2)]
@@ -193,7 +193,7 @@ def test_acknowledged_qos2_is_never_delivered_again_even_before_its_pubrec_left(
     assert sent(again) == [PubComp(packet_id=2)]
     # the id is free again: a new message under it is a new message
     events = feed(again, publish(3, 2, 2))
-    assert [e.publish.payload for e in events if isinstance(e, MessageReceived)] == [
+    assert [e.payload for e in events if isinstance(e, Publish)] == [
         b"3"
     ]
 

@@ -1,4 +1,4 @@
-"""The one-waiter primitives of the hot paths (trio_mqtt/_sync.py)."""
+"""The waiting primitives of the hot paths (trio_mqtt/_sync.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_mqtt._sync import Flag, Wakeup
+from trio_mqtt._sync import Flag, Waiters, Wakeup
 
 
 async def test_wakeup_remembers_a_set_until_the_next_wait() -> None:
@@ -65,3 +65,38 @@ async def test_flag_stays_set_and_takes_one_waiter() -> None:
     with trio.fail_after(1):
         await flag.wait()
         await flag.wait()  # level-triggered: still set
+
+
+async def test_waiters_count_only_tasks_still_parked() -> None:
+    waiters = Waiters()
+    woken: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await waiters.wait()
+        woken.append(n)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(3):
+            nursery.start_soon(waiter, n)
+        await trio.testing.wait_all_tasks_blocked()
+        assert waiters.count == 3
+        waiters.wake_one()
+        assert waiters.count == 2  # counted off at once, before the task runs
+        waiters.wake_one()
+        waiters.wake_one()
+        waiters.wake_one()  # nobody left: a no-op
+        assert waiters.count == 0
+    assert sorted(woken) == [0, 1, 2]
+
+
+async def test_waiters_forget_a_cancelled_waiter() -> None:
+    waiters = Waiters()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiters.wait)
+        nursery.start_soon(waiters.wait)
+        await trio.testing.wait_all_tasks_blocked()
+        assert waiters.count == 2
+        nursery.cancel_scope.cancel()
+    assert waiters.count == 0
+    waiters.wake_all()
+    assert waiters.count == 0

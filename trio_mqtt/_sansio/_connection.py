@@ -33,13 +33,11 @@ from ._events import (
     DisconnectReceived,
     Event,
     KeepAliveExpired,
-    MessageReceived,
     PongReceived,
     PublishAcknowledged,
     ReauthenticationCompleted,
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
-    message_received,
 )
 from ._packets import (
     Auth,
@@ -524,7 +522,7 @@ class MQTTConnection:
             self._send(stored)
             self._inflight += 1
 
-    def _on_publish(self, packet: Publish) -> MessageReceived | None:
+    def _on_publish(self, packet: Publish) -> Publish | None:
         alias = packet.properties.topic_alias
         if alias is not None:
             if alias > self.topic_alias_maximum:
@@ -543,7 +541,7 @@ class MQTTConnection:
                 packet = attrs.evolve(packet, topic=topic)
         qos = packet.qos
         if qos == 0:
-            return message_received(packet)
+            return packet
         packet_id = packet.packet_id
         assert packet_id is not None
         unacked = self._unacked
@@ -571,7 +569,7 @@ class MQTTConnection:
                 reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
             )  # [MQTT-3.3.4-9]
         unacked[packet_id] = [qos, 0]
-        return message_received(packet)
+        return packet
 
     def _finish_outbound(self, packet_id: int) -> None:
         self.session.finish_outbound(packet_id)

@@ -1,13 +1,15 @@
-"""What the client connection machine reports: frozen, past-tense facts (h2's style)."""
+"""What the client connection machine reports: frozen, past-tense facts (h2's style).
+
+An application message is reported as the :class:`Publish` packet itself (mqttproto's way): the
+packet is the fact, and a wrapper around it would cost an object per message received. For QoS
+2 it is reported exactly once per packet id until PUBREL.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import attrs
 
 from .._enums import ReasonCode
-from ._fast import positional
 from ._packets import ConnAck, Publish
 from ._properties import EMPTY_PROPERTIES, Properties
 
@@ -24,21 +26,6 @@ class ConnectionRefused:
     """CONNACK with a failure code arrived; the broker will close the connection."""
 
     connack: ConnAck
-
-
-class _MessageReceivedSlots:
-    __slots__ = ("__weakref__", "publish")  # see _fast.positional
-
-
-@attrs.frozen
-class MessageReceived(_MessageReceivedSlots):
-    """An application message arrived (QoS 2: exactly once per packet id until PUBREL)."""
-
-    publish: Publish
-
-
-#: ``MessageReceived(publish)`` without ``__init__``'s cost: one per message received.
-message_received: Callable[[Publish], MessageReceived] = positional(MessageReceived)
 
 
 @attrs.frozen
@@ -104,7 +91,7 @@ class ReauthenticationCompleted:
 
 
 Event = (
-    ConnectionAccepted | ConnectionRefused | MessageReceived | PublishAcknowledged
+    ConnectionAccepted | ConnectionRefused | Publish | PublishAcknowledged
     | SubscribeAcknowledged | UnsubscribeAcknowledged | DisconnectReceived | PongReceived
     | KeepAliveExpired | AuthChallenged | ReauthenticationCompleted
 )  # fmt: skip
