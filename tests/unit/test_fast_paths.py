@@ -8,7 +8,7 @@ import pytest
 from trio_mqtt import MalformedPacketError, Message, QoS, RemoteProtocolError
 from trio_mqtt._message import _new_message
 from trio_mqtt._router import ROUTE_CACHE_SIZE, Router
-from trio_mqtt._sansio._codec import _new_publish
+from trio_mqtt._sansio._codec import _TOPICS, _TOPICS_CACHED, _new_publish
 from trio_mqtt._sansio._connection import MQTTConnection
 from trio_mqtt._sansio._fast import positional
 from trio_mqtt._subscription import Subscription
@@ -112,6 +112,35 @@ def test_large_packet_in_pieces() -> None:
             assert reader.buffered  # held, not decoded yet
     assert [(p.topic, p.payload) for p in got] == [("big", payload), ("next", b"n")]  # type: ignore[attr-defined]
     assert reader.buffered == 0
+
+
+def test_topic_names_are_remembered_within_bounds() -> None:
+    reader = PacketReader()
+    for n in range(_TOPICS_CACHED * 2 + 1):
+        (packet,) = reader.feed(encode_packet(Publish(topic=f"t/{n}")))
+        assert packet.topic == f"t/{n}"  # type: ignore[union-attr]
+    assert len(_TOPICS) <= _TOPICS_CACHED
+    first = reader.feed(encode_packet(Publish(topic="same")))[0]
+    second = reader.feed(encode_packet(Publish(topic="same")))[0]
+    assert first.topic is second.topic  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("topic_hex", "error"),
+    [
+        ("61ff", MalformedPacketError),
+        ("6100", MalformedPacketError),
+        ("612b", RemoteProtocolError),
+    ],
+)
+def test_invalid_topic_names_are_never_remembered(
+    topic_hex: str, error: type[Exception]
+) -> None:
+    packet = bytes.fromhex(f"30 05 0002 {topic_hex} 00")
+    for _ in range(2):
+        with pytest.raises(error):
+            PacketReader().feed(packet)
+    assert bytes.fromhex(topic_hex) not in _TOPICS
 
 
 def test_memoryview_input() -> None:

@@ -185,17 +185,13 @@ def test_acknowledged_qos2_is_never_delivered_again_even_before_its_pubrec_left(
     # the connection drops; the resumed session redelivers both
     again, _ = connected(session, version, present=True)
     events = feed(again, publish(1, 1, 1, dup=True), publish(2, 2, 2, dup=True))
-    assert [e.payload for e in events if isinstance(e, Publish)] == [
-        b"1"
-    ]
+    assert [e.payload for e in events if isinstance(e, Publish)] == [b"1"]
     assert sent(again) == [PubRec(packet_id=2)]
     feed(again, PubRel(packet_id=2))
     assert sent(again) == [PubComp(packet_id=2)]
     # the id is free again: a new message under it is a new message
     events = feed(again, publish(3, 2, 2))
-    assert [e.payload for e in events if isinstance(e, Publish)] == [
-        b"3"
-    ]
+    assert [e.payload for e in events if isinstance(e, Publish)] == [b"3"]
 
 
 def test_receive_maximum_counts_an_acknowledged_qos2_message_once() -> None:

@@ -457,6 +457,29 @@ def _expect_end(pos: int, end: int, packet_type: PacketType) -> None:
         )
 
 
+#: Topic names already decoded and checked, by their bytes: topics repeat, so most PUBLISHes
+#: skip the UTF-8 decoding and the checks, and share one str (whose hash is then computed once).
+_TOPICS: dict[bytes, str] = {}
+_TOPICS_CACHED = 1024  # then it starts again: bounded whatever a broker sends
+
+
+def _topic_name(raw: bytes) -> str:
+    """A PUBLISH topic name from its bytes (decode_string's rules, and no wildcards)."""
+    try:
+        topic = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise MalformedPacketError(
+            f"a string is not well-formed UTF-8 ({exc.reason})"
+        ) from None  # [MQTT-1.5.4-1]
+    if "\x00" in topic:
+        raise MalformedPacketError("a string contains U+0000")  # [MQTT-1.5.4-2]
+    if "+" in topic or "#" in topic:
+        raise RemoteProtocolError(
+            f"PUBLISH topic {topic!r} contains a wildcard"
+        )  # [MQTT-3.3.2-2]
+    return topic
+
+
 def _decode_publish(flags: int, data: bytes, pos: int, end: int, v5: bool) -> Publish:
     # ``data`` is bytes (PacketReader.feed sees to it): its slices are the topic and payload
     # without a further copy. Every microsecond here is paid once per message received.
@@ -468,7 +491,7 @@ def _decode_publish(flags: int, data: bytes, pos: int, end: int, v5: bool) -> Pu
         raise RemoteProtocolError(
             "QoS 0 PUBLISH with the DUP flag set"
         )  # [MQTT-3.3.1-2]
-    # the topic name, inline (decode_string's rules): the hottest field of the hottest packet
+    # the topic name: the hottest field of the hottest packet
     start = pos + 2
     if start > end:
         raise MalformedPacketError("the packet ends inside a length prefix")
@@ -477,18 +500,13 @@ def _decode_publish(flags: int, data: bytes, pos: int, end: int, v5: bool) -> Pu
         raise MalformedPacketError(
             f"a field claims {pos - start} bytes but only {end - start} remain"
         )
-    try:
-        topic = data[start:pos].decode()
-    except UnicodeDecodeError as exc:
-        raise MalformedPacketError(
-            f"a string is not well-formed UTF-8 ({exc.reason})"
-        ) from None  # [MQTT-1.5.4-1]
-    if "\x00" in topic:
-        raise MalformedPacketError("a string contains U+0000")  # [MQTT-1.5.4-2]
-    if "+" in topic or "#" in topic:
-        raise RemoteProtocolError(
-            f"PUBLISH topic {topic!r} contains a wildcard"
-        )  # [MQTT-3.3.2-2]
+    raw = data[start:pos]
+    topic = _TOPICS.get(raw)
+    if topic is None:
+        topic = _topic_name(raw)
+        if len(_TOPICS) >= _TOPICS_CACHED:
+            _TOPICS.clear()
+        _TOPICS[raw] = topic
     packet_id = None
     if qos:
         packet_id = _read_packet_id(data, pos, end)
