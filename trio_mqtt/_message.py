@@ -50,7 +50,7 @@ class Message(_MessageSlots):
     def _from_publish(
         publish: Publish, acknowledger: _Acknowledger | None = None
     ) -> Message:
-        return _new_message(
+        return new_message(
             publish.topic, publish.payload, publish.qos, publish.retain,
             publish.properties, acknowledger,
         )  # fmt: skip
@@ -73,7 +73,7 @@ class Message(_MessageSlots):
 
 
 #: Message(topic, payload, qos, retain, properties, _acknowledger) without __init__'s cost
-_new_message: Callable[
+new_message: Callable[
     [str, bytes, QoS, bool, Properties, _Acknowledger | None], Message
 ] = positional(Message)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ._message import Message, _new_message
+from ._message import Message, new_message
 from ._sansio._connection import ConnectionState, MQTTConnection
 from ._sansio._packets import Publish
 from ._subscription import Subscription
@@ -176,7 +176,7 @@ class Router:
             return True
         if len(targets) == 1:  # the common case: one test and one append
             p = publish
-            message = _new_message(
+            message = new_message(
                 p.topic, p.payload, p.qos, p.retain, p.properties, None
             )
             return targets[0]._offer(message)

@@ -6,9 +6,9 @@ import attrs
 import pytest
 
 from trio_mqtt import MalformedPacketError, Message, QoS, RemoteProtocolError
-from trio_mqtt._message import _new_message
+from trio_mqtt._message import new_message
 from trio_mqtt._router import ROUTE_CACHE_SIZE, Router
-from trio_mqtt._sansio._codec import _TOPICS, _TOPICS_CACHED, _new_publish
+from trio_mqtt._sansio._codec import _TOPICS, _TOPICS_CACHED, new_publish
 from trio_mqtt._sansio._connection import MQTTConnection
 from trio_mqtt._sansio._fast import positional
 from trio_mqtt._subscription import Subscription
@@ -28,7 +28,7 @@ from trio_mqtt.lowlevel import (
 
 def test_positional_publish_is_a_frozen_publish() -> None:
     props = Properties(subscription_identifiers=(7,))
-    fast = _new_publish("a/b", b"x", QoS.AT_LEAST_ONCE, True, False, 3, props)
+    fast = new_publish("a/b", b"x", QoS.AT_LEAST_ONCE, True, False, 3, props)
     slow = Publish(
         topic="a/b", payload=b"x", qos=QoS.AT_LEAST_ONCE, retain=True, packet_id=3,
         properties=props,
@@ -43,7 +43,7 @@ def test_positional_publish_is_a_frozen_publish() -> None:
 
 
 def test_positional_message() -> None:
-    message = _new_message("t", b"p", QoS.AT_MOST_ONCE, False, EMPTY_PROPERTIES, None)
+    message = new_message("t", b"p", QoS.AT_MOST_ONCE, False, EMPTY_PROPERTIES, None)
     assert type(message) is Message
     assert message == Message(topic="t", payload=b"p", qos=QoS.AT_MOST_ONCE)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):

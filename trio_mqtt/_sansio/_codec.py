@@ -544,13 +544,13 @@ def _decode_publish(flags: int, data: bytes, pos: int, end: int, v5: bool) -> Pu
         )  # [MQTT-4.7.3-1]
     if pos > end:
         raise MalformedPacketError("PUBLISH is truncated")
-    return _new_publish(
+    return new_publish(
         topic, data[pos:end], _QOS[qos], flags & 1 != 0, dup, packet_id, properties
     )
 
 
 #: Publish(topic, payload, qos, retain, dup, packet_id, properties), without __init__'s cost
-_new_publish: Callable[
+new_publish: Callable[
     [str, bytes, QoS, bool, bool, int | None, Properties], Publish
 ] = positional(Publish)
 

@@ -25,7 +25,13 @@ import attrs
 
 from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._codec import MAX_PACKET_SIZE, PacketReader, encode_packet, encode_publish
+from ._codec import (
+    MAX_PACKET_SIZE,
+    PacketReader,
+    encode_packet,
+    encode_publish,
+    new_publish,
+)
 from ._events import (
     AuthChallenged,
     ConnectionAccepted,
@@ -250,14 +256,7 @@ class MQTTConnection:
         if self._backlog or self._inflight >= server.receive_maximum:
             raise QuotaExceeded
         packet_id, packet = self._queue_with_packet_id(
-            lambda pid: Publish(
-                topic=topic,
-                payload=payload,
-                qos=qos,
-                retain=retain,
-                packet_id=pid,
-                properties=properties,
-            )
+            lambda pid: new_publish(topic, payload, qos, retain, False, pid, properties)
         )
         assert isinstance(packet, Publish)
         self.session.store_outbound(packet_id, packet)
