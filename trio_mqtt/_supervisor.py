@@ -269,6 +269,8 @@ class Supervisor:
                 try:
                     link, connack = await self._attempt(endpoint)
                 except MQTTError as exc:
+                    if self._closing:
+                        return  # the application is leaving: a failed attempt is moot
                     error = exc
                     attempt += 1
                     immediate = self._immediate(exc, attempt)
@@ -286,6 +288,11 @@ class Supervisor:
                 error = await self._run_link(link, connack, task_status)
                 if error is None:
                     return  # closed by the application
+                if self._closing:
+                    # Lost while the application was closing the client: it wanted the
+                    # connection gone, so leaving the block does not raise for it.
+                    log.debug("connection lost while closing: %s", error)
+                    return
                 self.owner._state_changed(
                     ClientState.RECONNECTING, Disconnected(cause=error)
                 )
