@@ -10,7 +10,7 @@ from typing import Any, final
 import attrs
 import trio
 
-from ._enums import ProtocolVersion, QoS, RetainHandling
+from ._enums import QOS_LEVELS, ProtocolVersion, QoS, RetainHandling
 from ._exceptions import (
     LocalProtocolError,
     MQTTError,
@@ -40,11 +40,6 @@ _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledge
 # QoS 0 publishes wait for the network only beyond this many queued bytes (backpressure).
 _HIGH_WATER = 64 * 1024
 _QOS0_RESULT = PublishResult(packet_id=None)
-_QOS = (
-    QoS.AT_MOST_ONCE,
-    QoS.AT_LEAST_ONCE,
-    QoS.EXACTLY_ONCE,
-)  # QoS(n), without Enum's call
 
 
 class _Request:
@@ -259,11 +254,11 @@ class MQTTClient:
                     # At most once: lost with the connection; the client reconnects.
                 return _QOS0_RESULT
             if link.conn.send_quota_available:
-                qos = _QOS[qos]
+                qos = QOS_LEVELS[qos]
                 request = _Request(qos, (topic, data, qos, retain, properties))
                 self._issue(request)
                 return await self._outcome(request)
-        qos = _QOS[qos]
+        qos = QOS_LEVELS[qos]
         request = _Request(qos, (topic, data, qos, retain, properties))
         if not self._ready and len(self._queue) >= self._offline_limit:
             raise NotConnectedError(

@@ -18,6 +18,10 @@ class QoS(IntEnum):
     EXACTLY_ONCE = 2
 
 
+#: ``QOS_LEVELS[n]`` is ``QoS(n)`` for 0..2, without Enum's call (hot paths: codec, publish).
+QOS_LEVELS = (QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE)
+
+
 class ProtocolVersion(IntEnum):
     """The Protocol Level byte of CONNECT (section 3.1.2.2)."""
 

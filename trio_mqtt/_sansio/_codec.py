@@ -23,6 +23,7 @@ from typing import Final
 
 from .._enums import (
     CONNACK_V311_TO_REASON,
+    QOS_LEVELS,
     REASON_TO_CONNACK_V311,
     PacketType,
     ProtocolVersion,
@@ -77,7 +78,6 @@ MAX_PACKET_SIZE: Final = 1 + 4 + MAX_VBI
 
 _V5: Final = ProtocolVersion.V5
 _PROTOCOL_NAME: Final = encode_string("MQTT")
-_QOS: Final = (QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE)
 
 # Reason codes each MQTT 5 packet may carry (sections 3.2.2.2, 3.4.2.1, ... 3.15.2.1).
 _R = ReasonCode
@@ -545,7 +545,13 @@ def _decode_publish(flags: int, data: bytes, pos: int, end: int, v5: bool) -> Pu
     if pos > end:
         raise MalformedPacketError("PUBLISH is truncated")
     return new_publish(
-        topic, data[pos:end], _QOS[qos], flags & 1 != 0, dup, packet_id, properties
+        topic,
+        data[pos:end],
+        QOS_LEVELS[qos],
+        flags & 1 != 0,
+        dup,
+        packet_id,
+        properties,
     )
 
 
@@ -652,7 +658,11 @@ def _decode_connect(
         will_topic, pos = decode_string(data, pos, end)
         will_payload, pos = decode_binary(data, pos, end)
         will = Will(
-            will_topic, will_payload, _QOS[will_qos], will_retain, properties=will_props
+            will_topic,
+            will_payload,
+            QOS_LEVELS[will_qos],
+            will_retain,
+            properties=will_props,
         )
     username = password = None
     if has_user:
@@ -728,7 +738,7 @@ def _decode_subscribe(
             )  # [MQTT-3.8.3-4]
         subscriptions.append(
             SubscriptionRequest(
-                topic_filter=topic_filter, qos=_QOS[options & 3], no_local=no_local,
+                topic_filter=topic_filter, qos=QOS_LEVELS[options & 3], no_local=no_local,
                 retain_as_published=bool(options & 8), retain_handling=RetainHandling((options >> 4) & 3),
             )
         )  # fmt: skip
