@@ -39,44 +39,27 @@ async def test_random_cuts(mosquitto: Mosquitto, version: ProtocolVersion) -> No
 async def test_broker_restart_mid_stream(
     mosquitto_persistent: Mosquitto, version: ProtocolVersion
 ) -> None:
-    """Mosquitto (persistence on) stops and starts again a third of the way through: every
-    publish() returns, both QoS arrive complete and in order.
+    """Mosquitto (persistence on) stops and starts again two thirds of the way through: every
+    publish() returns, QoS 1 arrives complete and in order, QoS 2 exactly once and in order.
 
-    QoS 2 exactly-once on the broker -> subscriber leg is up to the broker here, and Debian's
-    Mosquitto 2.0.11 breaks it: after the restart it re-sends as PUBLISH (DUP=1) a flow it had
-    already released with PUBREL before stopping (section 4.3.3: the sender MUST NOT re-send the
-    PUBLISH once it has sent the PUBREL), and the client, which completed that flow with PUBCOMP,
-    must take it as a new message. So the test allows QoS 2 duplicates only of that kind: they
-    arrive after the restart, of messages first received before it.
+    Debian's Mosquitto 2.0.11 makes the QoS 2 part hard: after the restart it re-sends as PUBLISH
+    (DUP=1) flows it had already released with PUBREL before stopping (section 4.3.3 forbids it),
+    before it had confirmed our PUBCOMP. Before the client remembered completed flows until the
+    broker confirmed them (``ReleasedQoS2``), every run here delivered 1-3 of them twice.
     """
     broker = mosquitto_persistent
-    restart_at: list[int] = []
 
     async def restart(pub: Proxy, sub: Proxy, report: Report) -> None:
         await report.wait_received(2 * COUNT // 3)
         await trio.to_thread.run_sync(broker.stop)
-        # A flow the broker released was received (and acknowledged) by now: it is in here.
-        restart_at.append(len(report.received[2]))
         await trio.to_thread.run_sync(broker.start)
 
     with trio.fail_after(120):
         report = await run_chaos(broker.port, version, count=COUNT, trouble=restart)
     print(report.line())
-    assert report.sent == {1: COUNT, 2: COUNT}
-    assert report.first_arrivals(1) == list(range(COUNT))
-    assert report.first_arrivals(2) == list(range(COUNT))
+    check(report, COUNT)
     assert report.publisher_reconnects >= 1
     assert report.subscriber_reconnects >= 1
-    qos2, [mark] = report.received[2], restart_at
-    before = set(qos2[:mark])
-    seen: set[int] = set()
-    for index, n in enumerate(qos2):
-        if n in seen:
-            assert index >= mark, f"QoS 2 duplicate {n} at {index}, before the restart"
-            assert n in before, (
-                f"QoS 2 duplicate {n} at {index}: first seen after the restart"
-            )
-        seen.add(n)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -23,6 +23,8 @@ from trio_mqtt._sansio._packets import (
     ConnAck,
     Connect,
     Packet,
+    PingReq,
+    PingResp,
     PubAck,
     PubComp,
     Publish,
@@ -30,7 +32,7 @@ from trio_mqtt._sansio._packets import (
     PubRel,
 )
 from trio_mqtt._sansio._properties import Properties
-from trio_mqtt._sansio._session import SessionState
+from trio_mqtt._sansio._session import CONFIRM_EVERY, SessionState
 from trio_mqtt._supervisor import parse_server_reference
 
 V5, V311 = ProtocolVersion.V5, ProtocolVersion.V311
@@ -192,6 +194,120 @@ def test_acknowledged_qos2_is_never_delivered_again_even_before_its_pubrec_left(
     # the id is free again: a new message under it is a new message
     events = feed(again, publish(3, 2, 2))
     assert [e.payload for e in events if isinstance(e, Publish)] == [b"3"]
+
+
+def delivered(events: list[object]) -> list[bytes]:
+    return [e.payload for e in events if isinstance(e, Publish)]
+
+
+def completed_flow(
+    version: ProtocolVersion, n: int = 5, packet_id: int = 5
+) -> tuple[SessionState, MQTTConnection]:
+    """A session that received QoS 2 message ``n`` under ``packet_id`` and sent its PUBCOMP."""
+    session = SessionState()
+    conn, _ = connected(session, version, present=False)
+    assert delivered(feed(conn, publish(n, 2, packet_id))) == [b"%d" % n]
+    conn.acknowledge(packet_id)
+    feed(conn, PubRel(packet_id=packet_id))
+    assert sent(conn) == [PubRec(packet_id=packet_id), PubComp(packet_id=packet_id)]
+    return session, conn
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_released_qos2_message_resent_after_reconnect_is_not_delivered_again(
+    version: ProtocolVersion,
+) -> None:
+    """Our PUBCOMP is lost with the connection and the server re-sends the PUBLISH it had already
+    released (Mosquitto 2.0.11 after a restart, against section 4.3.3): the message is delivered
+    once ([MQTT-4.3.3-9]'s exactly once); the flow is answered and completed again."""
+    session, _ = completed_flow(version)
+    again, _ = connected(session, version, present=True)
+    assert delivered(feed(again, publish(5, 2, 5, dup=True))) == []
+    assert sent(again) == [PubRec(packet_id=5)]
+    feed(again, PubRel(packet_id=5))
+    assert sent(again) == [PubComp(packet_id=5)]
+    # and once more, on a third connection (our PUBCOMP lost again)
+    third, _ = connected(session, version, present=True)
+    assert delivered(feed(third, publish(5, 2, 5, dup=True))) == []
+
+
+@pytest.mark.parametrize(
+    "resend",
+    [
+        # DUP=0: a first attempt, so a new message ([MQTT-3.3.1-3])
+        publish(5, 2, 5, dup=False),
+        # other content: a new message whose first attempt was cut
+        publish(6, 2, 5, dup=True),
+        # same payload, other topic
+        Publish(topic="u", payload=b"5", qos=2, packet_id=5, dup=True),
+    ],
+    ids=["dup0", "other-payload", "other-topic"],
+)
+@pytest.mark.parametrize("reconnect", [False, True])
+def test_anything_else_under_a_released_id_is_a_new_message(
+    resend: Publish, reconnect: bool
+) -> None:
+    session, conn = completed_flow(V5)
+    if reconnect:
+        conn, _ = connected(session, V5, present=True)
+    assert delivered(feed(conn, resend)) == [resend.payload]
+    assert len(session.released) == 0
+
+
+def test_a_pubrel_resent_for_a_released_flow_is_completed_with_success() -> None:
+    """The server did not get our PUBCOMP and sends PUBREL again: the flow is known, so PUBCOMP
+    Success, not Packet Identifier Not Found ([MQTT-4.3.3-11])."""
+    session, _ = completed_flow(V5)
+    again, _ = connected(session, V5, present=True)
+    feed(again, PubRel(packet_id=5))
+    assert sent(again) == [PubComp(packet_id=5, reason_code=ReasonCode.SUCCESS)]
+    feed(again, PubRel(packet_id=6))
+    assert sent(again) == [
+        PubComp(packet_id=6, reason_code=ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
+    ]
+
+
+def test_released_flows_are_forgotten_once_a_pingresp_confirms_them() -> None:
+    """After CONFIRM_EVERY completions the connection sends PINGREQ; its PINGRESP proves the
+    server processed the PUBCOMPs before it (TCP keeps order), so a DUP PUBLISH under one of
+    those ids afterwards is a new message."""
+    session = SessionState()
+    conn, _ = connected(session, V5, present=False)
+    for packet_id in range(1, CONFIRM_EVERY + 1):
+        feed(conn, publish(packet_id, 2, packet_id))
+        conn.acknowledge(packet_id)
+        feed(conn, PubRel(packet_id=packet_id))
+    out = sent(conn)
+    assert out[-1] == PingReq()  # right after the CONFIRM_EVERY-th PUBCOMP
+    assert out.count(PingReq()) == 1
+    assert len(session.released) == CONFIRM_EVERY
+    # one more completion while the PINGREQ is out: not covered by it
+    feed(conn, publish(99, 2, 99))
+    conn.acknowledge(99)
+    feed(conn, PubRel(packet_id=99))
+    assert PingReq() not in sent(conn)
+    feed(conn, PingResp())
+    assert list(session.released.entries) == [99]
+    assert delivered(feed(conn, publish(1, 2, 1, dup=True))) == [b"1"]
+
+
+def test_released_flows_beyond_our_receive_maximum_are_dropped_oldest_first() -> None:
+    """The flows the server has not seen completed are the newest, at most Receive Maximum of
+    them ([MQTT-3.3.4-9]): older ones need no memory."""
+    session = SessionState()
+    conn, _ = connected(session, V5, present=False, receive_maximum=3)
+    for packet_id in range(1, 6):
+        feed(conn, publish(packet_id, 2, packet_id))
+        conn.acknowledge(packet_id)
+        feed(conn, PubRel(packet_id=packet_id))
+    assert list(session.released.entries) == [3, 4, 5]
+
+
+def test_a_lost_session_forgets_released_flows() -> None:
+    session, _ = completed_flow(V5)
+    again, _ = connected(session, V5, present=False)
+    assert len(session.released) == 0
+    assert delivered(feed(again, publish(5, 2, 5, dup=True))) == [b"5"]
 
 
 def test_receive_maximum_counts_an_acknowledged_qos2_message_once() -> None:

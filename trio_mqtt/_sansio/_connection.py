@@ -65,7 +65,7 @@ from ._packets import (
     Unsubscribe,
 )
 from ._properties import EMPTY_PROPERTIES, Properties
-from ._session import SessionState
+from ._session import CONFIRM_EVERY, SessionState, fingerprint
 from ._wire import Buffer
 
 
@@ -128,6 +128,7 @@ class MQTTConnection:
         "_last_sent",
         "_out",
         "_out_size",
+        "_pings",
         "_pong_deadline",
         "_reader",
         "_reauthenticating",
@@ -166,13 +167,17 @@ class MQTTConnection:
         self._out_size = 0  # bytes in _out
         self._last_sent = 0.0
         self._pong_deadline: float | None = None
+        # The PINGREQs awaiting PINGRESP, oldest first: the session's completion count when each
+        # was sent (a PINGRESP confirms the inbound QoS 2 flows completed before it).
+        self._pings: tuple[int, ...] = ()
         # Outbound QoS 1/2 flows counted against the server's Receive Maximum, and the session's
         # flows still to be (re)sent once the quota allows, in order ([MQTT-4.9.0-2]).
         self._inflight = 0
         self._backlog: deque[int] = _NO_BACKLOG
         self._resend_dup = True
         # Inbound QoS 1/2 messages handed to the client, awaiting acknowledge(), in arrival order:
-        # packet id -> [qos, acknowledged]. Acks leave in this order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
+        # packet id -> [qos, acknowledged, fingerprint (QoS 2)]. Acks leave in this order
+        # ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
         self._unacked: dict[int, list[int]] = {}
         self._inbound_aliases: dict[int, str] = {}
         # SUBSCRIBE/UNSUBSCRIBE in flight on this connection: packet id -> number of filters.
@@ -275,11 +280,11 @@ class MQTTConnection:
             # The application has it: from now on a redelivery is answered with PUBREC, never
             # handed over again ([MQTT-4.3.3-9]), even if the connection drops before the PUBREC
             # (held back until those of earlier messages are due) is sent. Stored first.
-            self.session.add_inbound(packet_id)
+            self.session.add_inbound(packet_id, entry[2])
         unacked = self._unacked
         while unacked:
             first = next(iter(unacked))
-            qos, done = unacked[first]
+            qos, done, _ = unacked[first]
             if not done:
                 break
             del unacked[first]
@@ -439,9 +444,13 @@ class MQTTConnection:
         if self._pong_deadline is not None:
             self.state = ConnectionState.CLOSED
             return [KeepAliveExpired()]
-        self._send(PingReq())
+        self._ping()
         self._pong_deadline = now + self.keep_alive / 2
         return []
+
+    def _ping(self) -> None:
+        self._send(PingReq())
+        self._pings += (self.session.released.count,)
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -493,6 +502,7 @@ class MQTTConnection:
             # a PUBREL awaiting PUBCOMP is moot: PUBREC already told us the server owns it.
             for packet_id in list(session.inbound_qos2):
                 session.discard_inbound(packet_id)
+            session.released.entries.clear()
             for packet_id, stored in list(session.outbound.items()):
                 if isinstance(stored, PubRel):
                     session.finish_outbound(packet_id)
@@ -550,12 +560,28 @@ class MQTTConnection:
             raise RemoteProtocolError(
                 f"PUBLISH reused packet id {packet_id} before we acknowledged it"
             )  # [MQTT-2.2.1-3] on the sender's side
-        if qos == 2 and packet_id in self.session.inbound_qos2:
-            # A redelivery of a message already handed over: PUBREC again, never the message
-            # again ([MQTT-4.3.3-9]: the receiver must not deliver it twice).
-            self._send(PubRec(packet_id=packet_id))
-            return None
-        inbound = self.session.inbound_qos2
+        session = self.session
+        inbound = session.inbound_qos2
+        if qos == 2:
+            if packet_id in inbound:
+                # A redelivery of a message already handed over: PUBREC again, never the message
+                # again ([MQTT-4.3.3-9]: the receiver must not deliver it twice).
+                self._send(PubRec(packet_id=packet_id))
+                return None
+            mark = fingerprint(packet.topic, packet.payload)
+            released = session.released.entries
+            if released and packet_id in released:
+                known = released.pop(packet_id)[0]
+                if packet.dup and known == mark:
+                    # The server re-sends a flow we completed (our PUBCOMP was lost, or the
+                    # server forgot it: section 4.3.3 forbids the resend after PUBREL). It is
+                    # the message delivered already: open the flow again, do not deliver.
+                    session.add_inbound(packet_id, mark)
+                    self._send(PubRec(packet_id=packet_id))
+                    return None
+                # anything else under the id is a new message: the server had our PUBCOMP
+        else:
+            mark = 0
         if (
             len(unacked) + len(inbound) >= self.receive_maximum
             and (
@@ -567,7 +593,7 @@ class MQTTConnection:
                 "more unacknowledged QoS 1/2 messages than our Receive Maximum",
                 reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
             )  # [MQTT-3.3.4-9]
-        unacked[packet_id] = [qos, 0]
+        unacked[packet_id] = [qos, 0, mark]
         return packet
 
     def _finish_outbound(self, packet_id: int) -> None:
@@ -612,9 +638,13 @@ class MQTTConnection:
 
     def _on_pubrel(self, packet: PubRel, now: float) -> list[Event]:
         packet_id = packet.packet_id
-        if packet_id in self.session.inbound_qos2:
-            self.session.discard_inbound(packet_id)
+        session = self.session
+        if session.release_inbound(packet_id):
             self._send(PubComp(packet_id=packet_id))  # [MQTT-4.3.3-11]
+            released = session.released
+            if not self._pings and len(released) >= CONFIRM_EVERY:
+                self._ping()  # ask the server to confirm it has these PUBCOMPs
+            released.trim(self.receive_maximum)
         else:
             code = (
                 ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
@@ -670,7 +700,13 @@ class MQTTConnection:
         ids.release(packet_id)
 
     def _on_pingresp(self, packet: PingResp, now: float) -> list[Event]:
-        self._pong_deadline = None
+        pings = self._pings
+        if pings:
+            # the server has processed what we sent before that PINGREQ, PUBCOMPs included
+            self.session.released.confirm(pings[0])
+            self._pings = pings = pings[1:]
+        if not pings:
+            self._pong_deadline = None
         return [PongReceived()]
 
     def _on_disconnect(self, packet: Disconnect, now: float) -> list[Event]:

@@ -6,6 +6,9 @@ until PUBCOMP, in the order they were sent, so that a resumed session resends th
 has not arrived, so a redelivered QoS 2 message is not handed to the application twice
 ([MQTT-4.3.3-9]).
 
+It also remembers, for a while, the inbound QoS 2 messages it *completed* (PUBCOMP sent) until the
+server is known to have that PUBCOMP: see :class:`ReleasedQoS2`.
+
 Every change goes through a method, and each method tells the optional :class:`SessionJournal`,
 which is how a durable store (``trio_mqtt.SQLiteSessionStore``) follows the session without this
 layer doing any I/O.
@@ -57,6 +60,63 @@ class PacketIdAllocator:
         return len(self._in_use)
 
 
+def fingerprint(topic: str, payload: bytes) -> int:
+    """What tells a re-sent inbound message from a new one under the same packet id."""
+    return hash((topic, payload))
+
+
+@attrs.define(eq=False)
+class ReleasedQoS2:
+    """Inbound QoS 2 flows we completed with PUBCOMP that the server may not have seen completed.
+
+    Section 4.3.3 forbids a server to re-send a PUBLISH once it has sent PUBREL, but Mosquitto
+    2.0.11 does after a restart, and a connection cut can swallow our PUBCOMP: the server then
+    still holds the flow. A DUP PUBLISH arriving for such an id, with the topic and payload of the
+    message we delivered, is that message again: answered with PUBREC and not delivered
+    ([MQTT-4.3.3-9]'s intent, exactly once), where forgetting the id at PUBREL would deliver it
+    twice. Any other PUBLISH under the id is a new message (the server reused the id after our
+    PUBCOMP reached it, [MQTT-2.2.1-3]).
+
+    An entry goes once the server has processed a packet we sent after its PUBCOMP: the PINGRESP
+    to a later PINGREQ (the connection sends one after every :data:`CONFIRM_EVERY` completions
+    while none is outstanding; :meth:`confirm`). TCP delivers in order, so the flows the server
+    has not seen completed are always the newest entries, and at most Receive Maximum of them
+    (they count against it, [MQTT-3.3.4-9]): :meth:`trim` drops anything older.
+    """
+
+    #: packet id -> (fingerprint or None if unknown, completion number); oldest first
+    entries: dict[int, tuple[int | None, int]] = attrs.field(factory=dict)
+    #: completions so far (numbers the entries; a PINGREQ remembers it as its marker)
+    count: int = 0
+
+    def add(self, packet_id: int, fingerprint: int | None) -> None:
+        entries = self.entries
+        entries.pop(packet_id, None)  # completed again: newest once more
+        entries[packet_id] = (fingerprint, self.count)
+        self.count += 1
+
+    def confirm(self, marker: int) -> None:
+        """The server has processed everything we sent before the PINGREQ that took ``marker``."""
+        entries = self.entries
+        while entries:
+            packet_id, (_, number) = next(iter(entries.items()))
+            if number >= marker:
+                break
+            del entries[packet_id]
+
+    def trim(self, limit: int) -> None:
+        entries = self.entries
+        while len(entries) > limit:
+            del entries[next(iter(entries))]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+#: Completions after which the connection asks for a PINGRESP (confirming them) if none is pending.
+CONFIRM_EVERY = 64
+
+
 class SessionJournal(Protocol):
     """Told of every change to a :class:`SessionState`, in order (a durable store implements it)."""
 
@@ -84,6 +144,10 @@ class SessionState:
     outbound: dict[int, Publish | PubRel] = attrs.field(factory=dict)
     #: Inbound QoS 2 packet ids handed to the application (PUBREC due or sent), awaiting PUBREL.
     inbound_qos2: set[int] = attrs.field(factory=set)
+    #: What the application was given under those ids, where known (not kept by the journal).
+    inbound_fingerprints: dict[int, int] = attrs.field(factory=dict)
+    #: Inbound QoS 2 flows completed, while the server may not know it (in memory only).
+    released: ReleasedQoS2 = attrs.field(factory=ReleasedQoS2)
     packet_ids: PacketIdAllocator = attrs.field(factory=PacketIdAllocator)
     journal: SessionJournal | None = None
 
@@ -114,16 +178,33 @@ class SessionState:
         if self.journal is not None:
             self.journal.outbound_removed(packet_id)
 
-    def add_inbound(self, packet_id: int) -> None:
+    def add_inbound(self, packet_id: int, fingerprint: int | None = None) -> None:
         self.inbound_qos2.add(packet_id)
+        if fingerprint is not None:
+            self.inbound_fingerprints[packet_id] = fingerprint
         if self.journal is not None:
             self.journal.inbound_added(packet_id)
 
     def discard_inbound(self, packet_id: int) -> None:
         if packet_id in self.inbound_qos2:
             self.inbound_qos2.discard(packet_id)
+            self.inbound_fingerprints.pop(packet_id, None)
             if self.journal is not None:
                 self.journal.inbound_removed(packet_id)
+
+    def release_inbound(self, packet_id: int) -> bool:
+        """PUBREL arrived: end the inbound flow ``packet_id`` and remember it as completed
+        (:class:`ReleasedQoS2`). False if no such flow is known, neither open nor completed."""
+        if packet_id in self.inbound_qos2:
+            fingerprint = self.inbound_fingerprints.get(packet_id)
+            self.discard_inbound(packet_id)
+        elif packet_id in self.released.entries:
+            # completed before, and PUBREL again: our PUBCOMP was lost
+            fingerprint = self.released.entries[packet_id][0]
+        else:
+            return False
+        self.released.add(packet_id, fingerprint)
+        return True
 
     def release_requests(self) -> None:
         """Free the ids of SUBSCRIBE/UNSUBSCRIBE requests that died with their connection
@@ -136,6 +217,8 @@ class SessionState:
         """Forget everything (the session was discarded)."""
         self.outbound.clear()
         self.inbound_qos2.clear()
+        self.inbound_fingerprints.clear()
+        self.released = ReleasedQoS2()
         self.packet_ids = PacketIdAllocator()
         if self.journal is not None:
             self.journal.cleared()
