@@ -2,19 +2,30 @@
 
 Theory of operation. The *reader* feeds received bytes to the connection and hands the events it
 returns to the client (a message that fits its subscription's buffer is delivered without
-awaiting anything; otherwise the reader waits: backpressure). The *writer* is the only task
-that sends: it sleeps until woken, then sends everything the connection has queued in one
-``send_all``, so N publishes from N tasks become one system call. It also keeps the connection
-alive: it sleeps at most until the connection's next deadline, then lets the machine queue
-PINGREQ or declare the broker gone. Any failure of either task is recorded once, cancels the
-other, and is raised by :meth:`Link.run` as a single :class:`MQTTError`. Two tasks, one nursery,
-no per-wake allocation: an idle connection costs little memory.
+awaiting anything; otherwise the reader waits: backpressure). The *writer* sends: it sleeps
+until woken, then sends everything the connection has queued in one ``send_all``, so N
+publishes from N tasks become one system call. It also keeps the connection alive: it sleeps at
+most until the connection's next deadline, then lets the machine queue PINGREQ or declare the
+broker gone. Any failure of either task is recorded once, cancels the other, and is raised by
+:meth:`Link.run` as a single :class:`MQTTError`. Two tasks, one nursery, no per-wake
+allocation: an idle connection costs little memory.
+
+Direct sends. When the stream is a plain socket (TCP or Unix, on POSIX), a task that queues a
+packet while the writer is idle writes it itself, with one non-blocking write, instead of
+waking the writer: a request-response exchange (publish, wait for the ack or the echo) then
+costs no task switch and no pass through the scheduler before the bytes leave. Whatever the
+socket does not take goes to the writer, which sends it before anything queued later, so the
+byte stream keeps the order packets were queued in. Only a couple of direct sends are allowed
+between two reads (or writer sends): a burst from tasks that do not yield still becomes one
+write. The reader, for the same reason, reads such a socket itself (``wait_readable`` and one
+``read``) rather than through the stream's layers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -42,11 +53,15 @@ from ._sansio._events import (
 )
 from ._sansio._packets import ConnAck, Connect
 from ._sync import Wakeup
-from ._transports import quickack
+from ._transports import quickack, raw_fd
 
 log = logging.getLogger(__name__)
 
 _RECEIVE_SIZE = 65536
+# How many times tasks may send directly between two reads (or writer sends): enough for a
+# request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
+# while a burst of packets from tasks that do not yield is left to the writer's single write.
+_DIRECT_SENDS = 2
 _TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -63,11 +78,15 @@ class Link:
         "_authenticator",
         "_before_send",
         "_closing",
+        "_direct",
+        "_direct_sends",
         "_early",
         "_ended",
         "_failure",
+        "_fd",
         "_on_event",
         "_on_events_nowait",
+        "_pending",
         "_queued",
         "_quickack",
         "_reauthenticated",
@@ -76,6 +95,7 @@ class Link:
         "_sent_lot",
         "_stopped",
         "_wake",
+        "_writing",
         "conn",
         "stream",
     )
@@ -92,6 +112,18 @@ class Link:
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
+        # The socket's descriptor when the stream is a plain socket (POSIX): then the tasks
+        # that queue packets send them themselves when the writer is idle (see wake()), and
+        # the reader reads it directly. -1 otherwise, and once the link ends.
+        self._fd = raw_fd(stream)
+        # Direct sends allowed between two reads: none when each send commits a durable
+        # session first (batched by the writer, one commit covers many packets).
+        self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
+        self._direct = (
+            self._direct_sends
+        )  # direct sends left until the next read or write
+        self._writing = False  # the writer is inside send_all
+        self._pending = b""  # what a direct send left over, for the writer
         self._authenticator = authenticator
         self._reauthenticated: trio.Event | None = None
         self._before_send = before_send
@@ -249,6 +281,7 @@ class Link:
 
     def _fail(self, error: MQTTError) -> None:
         self._ended = True
+        self._fd = -1
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
@@ -270,8 +303,32 @@ class Link:
         self._early = []
         quick = self._quickack
         nowait = self._on_events_nowait
+        raw = self._fd >= 0
+        read = os.read
+        wait_readable = trio.lowlevel.wait_readable
+        full = False
         while True:
-            data = await receive_some(_RECEIVE_SIZE)
+            if not raw:
+                data = await receive_some(_RECEIVE_SIZE)
+            else:
+                # The socket itself, without the stream's layers: wait until it is readable (a
+                # checkpoint) and read once. A full read may have more behind it: read again
+                # after a checkpoint instead of waiting. The descriptor is looked up each time:
+                # once the link ends it may already be closed, and its number reused.
+                fd = self._fd
+                if fd < 0:
+                    raise trio.ClosedResourceError("the link has ended")
+                if full:
+                    await trio.lowlevel.checkpoint()
+                else:
+                    await wait_readable(fd)
+                try:
+                    data = read(fd, _RECEIVE_SIZE)
+                except BlockingIOError:  # not readable after all
+                    full = False
+                    continue
+                full = len(data) == _RECEIVE_SIZE
+            self._direct = self._direct_sends
             if quick is not None:
                 quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
             if not data:
@@ -338,10 +395,19 @@ class Link:
                     self._keepalive(conn)
             target = self._queued
             data = conn.data_to_send(now=trio.current_time())
+            if data and self._before_send is not None:
+                self._before_send()  # a durable session is on disk before the wire sees it
+            pending = self._pending
+            if pending:
+                self._pending = b""
+                data = pending + data
             if data:
-                if self._before_send is not None:
-                    self._before_send()  # a durable session is on disk before the wire sees it
-                await send_all(data)
+                self._writing = True
+                try:
+                    await send_all(data)
+                finally:
+                    self._writing = False
+                self._direct = self._direct_sends
             self._sent = target
             if self._sent_lot:
                 self._sent_lot.unpark_all()
@@ -358,8 +424,36 @@ class Link:
     # -- used by the client ---------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Tell the writer there is something to send."""
-        self._wake.set()
+        """Have what the connection queued sent: at once from the calling task, when the
+        stream is a plain socket, the writer is idle and few sends went this way since the
+        last read (a burst of packets from tasks that do not yield in between goes to the
+        writer, which sends them in one write); otherwise by the writer."""
+        if self._direct and not self._writing and self._fd >= 0 and not self._pending:
+            self._direct -= 1
+            self._send_now()
+        else:
+            self._wake.set()
+
+    def _send_now(self) -> None:
+        """Send what the connection queued with one non-blocking write; leave the rest (and
+        any error) to the writer."""
+        data = self.conn.data_to_send(now=trio.current_time())
+        if not data:
+            return
+        target = self._queued
+        try:
+            sent = os.write(self._fd, data)
+        except (
+            OSError
+        ):  # full (BlockingIOError) or broken: the writer sends, or reports
+            sent = 0
+        if sent < len(data):
+            self._pending = data[sent:]
+            self._wake.set()
+        else:
+            self._sent = target
+            if self._sent_lot:
+                self._sent_lot.unpark_all()
 
     def mark(self) -> int:
         """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""
@@ -390,6 +484,7 @@ class Link:
                 with trio.move_on_after(2), contextlib.suppress(MQTTError):
                     await self.wait_sent(self.mark())
             self._closing = True
+            self._fd = -1  # closed below: no direct send may reach a reused descriptor
             self._stop()
             with trio.move_on_after(1):
                 await self.stream.aclose()

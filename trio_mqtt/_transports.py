@@ -9,6 +9,7 @@ resumption) is the same for every transport.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -91,6 +92,14 @@ def _host_header(endpoint: Endpoint) -> str:
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     default = 443 if endpoint.tls else 80
     return host if endpoint.port == default else f"{host}:{endpoint.port}"
+
+
+def raw_fd(stream: trio.abc.Stream) -> int:
+    """The file descriptor of the socket that ``stream`` is, when the stream is a plain
+    :class:`trio.SocketStream` on POSIX (so that it can be read and written directly), else -1."""
+    if os.name != "posix" or type(stream) is not trio.SocketStream:
+        return -1
+    return stream.socket.fileno()
 
 
 def quickack(stream: trio.abc.Stream) -> Callable[[], None] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from socket import SO_SNDBUF, SOL_SOCKET
+
 import trio
 import trio.testing
 
@@ -13,8 +15,25 @@ class ScriptedBroker:
     """The server half of a memory stream pair. Tests read what the client sent with
     :meth:`expect` and answer with raw bytes from ``tests.wire`` via :meth:`send`."""
 
-    def __init__(self, version: ProtocolVersion = ProtocolVersion.V5) -> None:
-        self.client_stream, self.stream = trio.testing.memory_stream_pair()
+    def __init__(
+        self,
+        version: ProtocolVersion = ProtocolVersion.V5,
+        *,
+        socket: bool = False,
+        send_buffer: int | None = None,
+    ) -> None:
+        self.client_stream: trio.abc.Stream
+        self.stream: trio.abc.Stream
+        if socket:
+            # A real socket pair (Unix), for the link's socket paths; ``send_buffer`` shrinks
+            # the client's send buffer so that a write of more than that is cut short.
+            client, server = trio.socket.socketpair()
+            if send_buffer is not None:
+                client.setsockopt(SOL_SOCKET, SO_SNDBUF, send_buffer)
+            self.client_stream = trio.SocketStream(client)
+            self.stream = trio.SocketStream(server)
+        else:
+            self.client_stream, self.stream = trio.testing.memory_stream_pair()
         self.reader = PacketReader(version=version)
         self.pending: list[Packet] = []
         self.raw = bytearray()
@@ -22,10 +41,11 @@ class ScriptedBroker:
     async def factory(self) -> trio.abc.Stream:
         return self.client_stream
 
-    async def receive(self) -> Packet | None:
-        """The next packet from the client, or None at end of stream."""
+    async def receive(self, max_bytes: int | None = None) -> Packet | None:
+        """The next packet from the client, or None at end of stream; ``max_bytes`` reads it
+        in pieces of at most that size."""
         while not self.pending:
-            data = await self.stream.receive_some()
+            data = await self.stream.receive_some(max_bytes)
             if not data:
                 return None
             self.raw += data

@@ -1,0 +1,92 @@
+"""The link's socket paths: direct sends from the publishing task, what the writer finishes for
+them, and the byte stream's order across both (a real socket pair, a scripted broker)."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+import trio.lowlevel
+
+import trio_mqtt
+from tests import wire
+from tests.io.scripted import ScriptedBroker
+from tests.io.test_scripted_broker import _accept, scripted_client
+from trio_mqtt.lowlevel import Disconnect, Publish
+
+
+async def test_a_direct_write_the_socket_cuts_short_is_finished_by_the_writer() -> None:
+    """A PUBLISH larger than the socket's send buffer, sent directly by the publishing task,
+    is cut short; the writer sends the rest, and a message queued meanwhile goes after it."""
+    broker = ScriptedBroker(socket=True, send_buffer=4096)
+    big = bytes(random.Random(7).randbytes(50_000))
+    published, done = trio.Event(), trio.Event()
+    received: list[Publish] = []
+
+    async def script() -> None:
+        await _accept(broker)
+        await (
+            published.wait()
+        )  # nothing read until both are queued: the socket stays full
+        for _ in range(2):
+            packet = await broker.receive(1000)
+            assert isinstance(packet, Publish)
+            received.append(packet)
+        done.set()
+        assert isinstance(await broker.receive(), Disconnect)
+        await broker.stream.aclose()
+
+    async with scripted_client(broker, script, keepalive=0) as client:
+        link = client._supervisor.link
+        assert link is not None
+        await client.publish("big", big)
+        # the partial-write path was taken: bytes were left for the writer
+        assert link._pending
+        await client.publish("small", b"after")
+        published.set()
+        with trio.fail_after(10):
+            await done.wait()
+    assert [(p.topic, p.payload) for p in received] == [
+        ("big", big),
+        ("small", b"after"),
+    ]
+
+
+async def test_order_holds_across_direct_and_writer_sends() -> None:
+    """Three tasks publish QoS 0 and QoS 1 messages, yielding at random, through a small send
+    buffer to a broker that reads in small pieces and acknowledges (each read lets tasks send
+    directly again): every message arrives whole, once, in each task's order."""
+    broker = ScriptedBroker(socket=True, send_buffer=8192)
+    per_task = 150
+    got: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    async def script() -> None:
+        await _accept(broker)
+        while sum(map(len, got.values())) < 3 * per_task:
+            packet = await broker.receive(700)
+            assert isinstance(packet, Publish), packet
+            index, filler = packet.payload.split(b":", 1)
+            assert filler == bytes([int(index) % 251]) * (2000 + int(index) * 7)
+            got[packet.topic].append(int(index))
+            if packet.qos:
+                await broker.send(wire.puback(packet.packet_id or 0))
+        assert isinstance(await broker.receive(), Disconnect)
+        await broker.stream.aclose()
+
+    async def publisher(client: trio_mqtt.MQTTClient, topic: str, seed: int) -> None:
+        rng = random.Random(seed)
+        for index in range(per_task):
+            filler = bytes([index % 251]) * (2000 + index * 7)
+            qos = rng.choice((0, 1))
+            await client.publish(topic, b"%d:%s" % (index, filler), qos=qos)
+            if rng.random() < 0.5:
+                await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(30):
+        async with (
+            scripted_client(broker, script) as client,
+            trio.open_nursery() as nursery,
+        ):
+            for seed, topic in enumerate(got):
+                nursery.start_soon(publisher, client, topic, seed)
+    assert got == {topic: list(range(per_task)) for topic in got}
