@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 
@@ -62,13 +63,23 @@ _RECEIVE_SIZE = 65536
 # request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
 # while a burst of packets from tasks that do not yield is left to the writer's single write.
 _DIRECT_SENDS = 2
+# How long a writer with nothing to send waits for more before it ends (plain sockets).
+_WRITER_LINGER = 1.0
 _TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+_LINK_ERRORS = (MQTTError, *_TRANSPORT_ERRORS)
 
 
 def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostError:
     error = ConnectionLostError(message)
     error.__cause__ = cause
     return error
+
+
+def _as_mqtt_error(exc: Exception) -> MQTTError:
+    """What ends a link, as the client reports it: transport errors are a lost connection."""
+    if isinstance(exc, MQTTError):
+        return exc
+    return _lost(f"the network connection broke: {exc or type(exc).__name__}", exc)
 
 
 class Link:
@@ -84,17 +95,20 @@ class Link:
         "_ended",
         "_failure",
         "_fd",
+        "_nursery",
         "_on_event",
         "_on_events_nowait",
         "_pending",
         "_queued",
         "_quickack",
+        "_raw",
         "_reauthenticated",
         "_scope",
         "_sent",
         "_sent_lot",
         "_stopped",
         "_wake",
+        "_writer_running",
         "_writing",
         "conn",
         "stream",
@@ -116,6 +130,9 @@ class Link:
         # that queue packets send them themselves when the writer is idle (see wake()), and
         # the reader reads it directly. -1 otherwise, and once the link ends.
         self._fd = raw_fd(stream)
+        self._raw = self._fd >= 0
+        self._nursery: trio.Nursery | None = None  # while run() runs
+        self._writer_running = False
         # Direct sends allowed between two reads: none when each send commits a durable
         # session first (batched by the writer, one commit covers many packets).
         self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
@@ -250,17 +267,29 @@ class Link:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run reader, writer and keep alive until the link ends; raise why it ended, if not by
-        :meth:`close`. ``started`` runs in the calling task once the three tasks are up (no
-        extra task or nursery per connection: memory per idle client matters)."""
+        """Run the link until it ends; raise why it ended, if not by :meth:`close`.
+
+        The calling task becomes the reader; ``started`` runs in a task of its own, which ends
+        with it. Over a plain socket the writer runs only while there is something for it to
+        send (and a while after), and the reader keeps the connection alive: an idle
+        connection is one task. Over other streams the writer runs throughout and keeps the
+        connection alive (their reads are not cut short by a deadline)."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             self._scope = nursery.cancel_scope
             if self._stopped:
                 nursery.cancel_scope.cancel()
-            nursery.start_soon(self._guard, self._writer)
-            nursery.start_soon(self._guard, self._reader)
+            if not self._raw or self.conn.has_data_to_send:
+                # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
+                self._start_writer()
             if started is not None:
-                await self._guard(started)
+                nursery.start_soon(self._guard, started)
+            try:  # _guard(self._reader), inline: one coroutine frame fewer per connection
+                await self._reader()
+            except _LINK_ERRORS as exc:
+                self._fail(_as_mqtt_error(exc))
+            finally:
+                self._nursery = None  # the link is ending: no new writer
         if self._failure is not None and not self._closing:
             raise self._failure
 
@@ -272,12 +301,8 @@ class Link:
     async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
             await task()
-        except MQTTError as exc:
-            self._fail(exc)
-        except _TRANSPORT_ERRORS as exc:
-            self._fail(
-                _lost(f"the network connection broke: {exc or type(exc).__name__}", exc)
-            )
+        except _LINK_ERRORS as exc:
+            self._fail(_as_mqtt_error(exc))
 
     def _fail(self, error: MQTTError) -> None:
         self._ended = True
@@ -303,55 +328,70 @@ class Link:
         self._early = []
         quick = self._quickack
         nowait = self._on_events_nowait
-        raw = self._fd >= 0
+        raw = self._raw
         read = os.read
         wait_readable = trio.lowlevel.wait_readable
         full = False
+        events: list[Event] = []
+        index = 0
         while True:
-            if not raw:
-                data = await receive_some(_RECEIVE_SIZE)
-            else:
-                # The socket itself, without the stream's layers: wait until it is readable (a
-                # checkpoint) and read once. A full read may have more behind it: read again
-                # after a checkpoint instead of waiting. The descriptor is looked up each time:
-                # once the link ends it may already be closed, and its number reused.
-                fd = self._fd
-                if fd < 0:
-                    raise trio.ClosedResourceError("the link has ended")
-                if full:
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await wait_readable(fd)
-                try:
-                    data = read(fd, _RECEIVE_SIZE)
-                except BlockingIOError:  # not readable after all
-                    full = False
-                    continue
-                full = len(data) == _RECEIVE_SIZE
-            self._direct = self._direct_sends
-            if quick is not None:
-                quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
-            if not data:
-                raise _lost("the broker closed the connection")
-            try:
-                events = conn.receive_data(data, now=trio.current_time())
-            except RemoteProtocolError:
-                self.wake()  # the DISCONNECT the machine queued
-                with trio.move_on_after(1):
-                    await self.wait_sent(self.mark())
-                raise
-            if conn.has_data_to_send:
-                self.wake()
-            if nowait is None:
-                for event in events:
-                    await self._dispatch(event)
-                continue
-            # the fast path: acknowledgements, and messages delivered without waiting, all in
-            # one call; the rest one by one, awaiting what has to wait
-            index = nowait(events, 0)
+            # The events that have to wait (a full subscription buffer: backpressure), one by
+            # one, outside the keep-alive scope below: a delivery is never cut short.
             while index < len(events):
                 await self._dispatch(events[index])
-                index = nowait(events, index + 1)
+                index = nowait(events, index + 1) if nowait is not None else index + 1
+            # Over a plain socket the reader keeps the connection alive: its reads are cut
+            # short at the connection's next deadline. One scope for many reads (the deadline
+            # only moves later as packets go out, and an early wake-up costs nothing).
+            deadline = conn.next_deadline() if raw else None
+            with trio.CancelScope(
+                deadline=math.inf if deadline is None else deadline
+            ) as keepalive:
+                while True:
+                    if not raw:
+                        data = await receive_some(_RECEIVE_SIZE)
+                    else:
+                        # The socket itself, without the stream's layers: wait until it is
+                        # readable (a checkpoint) and read once. A full read may have more
+                        # behind it: read again after a checkpoint instead of waiting. The
+                        # descriptor is looked up each time: once the link ends it may
+                        # already be closed, and its number reused.
+                        fd = self._fd
+                        if fd < 0:
+                            raise trio.ClosedResourceError("the link has ended")
+                        if full:
+                            await trio.lowlevel.checkpoint()
+                        else:
+                            await wait_readable(fd)
+                        try:
+                            data = read(fd, _RECEIVE_SIZE)
+                        except BlockingIOError:  # not readable after all
+                            full = False
+                            continue
+                        full = len(data) == _RECEIVE_SIZE
+                    self._direct = self._direct_sends
+                    if quick is not None:
+                        quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
+                    if not data:
+                        raise _lost("the broker closed the connection")
+                    try:
+                        events = conn.receive_data(data, now=trio.current_time())
+                    except RemoteProtocolError:
+                        self.wake()  # the DISCONNECT the machine queued
+                        with trio.move_on_after(1):
+                            await self.wait_sent(self.mark())
+                        raise
+                    if conn.has_data_to_send:
+                        self.wake()
+                    # the fast path: acknowledgements, and messages delivered without waiting,
+                    # all in one call; the rest is left to the loop above
+                    index = nowait(events, 0) if nowait is not None else 0
+                    if index < len(events):
+                        break
+            if keepalive.cancelled_caught:
+                self._keepalive(conn)
+                if conn.has_data_to_send:
+                    self.wake()
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, AuthChallenged):
@@ -375,42 +415,62 @@ class Link:
             raise error
         await self._on_event(event)
 
+    def _start_writer(self) -> None:
+        """Wake the writer, starting it if it is not running (and the link is)."""
+        self._wake.set()
+        if not self._writer_running and self._nursery is not None:
+            self._writer_running = True
+            self._nursery.start_soon(self._guard, self._writer)
+
     async def _writer(self) -> None:
         conn = self.conn
         send_all = self.stream.send_all
-        if conn.has_data_to_send:
-            self._wake.set()  # what CONNACK queued: the resent session [MQTT-4.4.0-1]
         wake = self._wake
-        while True:
-            # The writer also keeps the connection alive: it sleeps until woken or until the
-            # connection's next deadline (PINGREQ due, or PINGRESP overdue), one task fewer
-            # per connection than a separate timer task.
-            deadline = conn.next_deadline()
-            if deadline is None or wake.is_set():
-                await wake.wait()
-            else:
-                with trio.move_on_at(deadline):
-                    await wake.wait()
-                if trio.current_time() >= deadline:
-                    self._keepalive(conn)
-            target = self._queued
-            data = conn.data_to_send(now=trio.current_time())
-            if data and self._before_send is not None:
-                self._before_send()  # a durable session is on disk before the wire sees it
-            pending = self._pending
-            if pending:
-                self._pending = b""
-                data = pending + data
-            if data:
-                self._writing = True
-                try:
-                    await send_all(data)
-                finally:
-                    self._writing = False
-                self._direct = self._direct_sends
-            self._sent = target
-            if self._sent_lot:
-                self._sent_lot.unpark_all()
+        raw = self._raw
+        try:
+            while True:
+                if wake.is_set():
+                    await (
+                        wake.wait()
+                    )  # at once (a checkpoint: other tasks may queue more)
+                elif raw:
+                    # The reader keeps this connection alive: an idle writer ends, and the
+                    # next packet the tasks cannot send themselves starts one again.
+                    with trio.move_on_after(_WRITER_LINGER) as idle:
+                        await wake.wait()
+                    if idle.cancelled_caught and not wake.is_set():
+                        return
+                else:
+                    # The writer keeps the connection alive: it sleeps until woken or until
+                    # the connection's next deadline (PINGREQ due, or PINGRESP overdue).
+                    deadline = conn.next_deadline()
+                    if deadline is None:
+                        await wake.wait()
+                    else:
+                        with trio.move_on_at(deadline):
+                            await wake.wait()
+                        if trio.current_time() >= deadline:
+                            self._keepalive(conn)
+                target = self._queued
+                data = conn.data_to_send(now=trio.current_time())
+                if data and self._before_send is not None:
+                    self._before_send()  # a durable session is on disk before the wire sees it
+                pending = self._pending
+                if pending:
+                    self._pending = b""
+                    data = pending + data
+                if data:
+                    self._writing = True
+                    try:
+                        await send_all(data)
+                    finally:
+                        self._writing = False
+                    self._direct = self._direct_sends
+                self._sent = target
+                if self._sent_lot:
+                    self._sent_lot.unpark_all()
+        finally:
+            self._writer_running = False
 
     @staticmethod
     def _keepalive(conn: MQTTConnection) -> None:
@@ -432,7 +492,7 @@ class Link:
             self._direct -= 1
             self._send_now()
         else:
-            self._wake.set()
+            self._start_writer()
 
     def _send_now(self) -> None:
         """Send what the connection queued with one non-blocking write; leave the rest (and
@@ -449,7 +509,7 @@ class Link:
             sent = 0
         if sent < len(data):
             self._pending = data[sent:]
-            self._wake.set()
+            self._start_writer()
         else:
             self._sent = target
             if self._sent_lot:
@@ -458,7 +518,7 @@ class Link:
     def mark(self) -> int:
         """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""
         self._queued += 1
-        self._wake.set()
+        self._start_writer()
         return self._queued
 
     async def wait_sent(self, ticket: int) -> None:

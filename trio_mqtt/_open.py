@@ -205,6 +205,7 @@ async def open_client(
             finally:
                 client._closed = True
                 await supervisor.close()
+                nursery.cancel_scope.cancel()  # the supervisor, if it waits to reconnect
     except BaseExceptionGroup as group:
         # The client's failure may arrive twice, from the supervisor and from the block,
         # which re-raises it when an operation finds the client failed: one error, once.

@@ -121,7 +121,6 @@ class Supervisor:
 
     __slots__ = (
         "_before_send",
-        "_cancel_scope",
         "_closing",
         "_index",
         "_random",
@@ -158,7 +157,6 @@ class Supervisor:
         self._redirects = 0
         self._random = rng.random if rng is not None else random.random
         self._closing = False
-        self._cancel_scope = trio.CancelScope()
 
     # -- one attempt -------------------------------------------------------------------------------
 
@@ -245,63 +243,62 @@ class Supervisor:
         attempt = 0  # failed attempts since the last success
         immediate = False  # the next attempt needs no backoff
         down_since = trio.current_time()
-        with self._cancel_scope:
-            while True:
-                endpoint = self._next_endpoint(error) if error else self.endpoint
-                if error is not None and not immediate:
-                    assert policy is not None
-                    delay = policy.delay(attempt + 1, self._random)
-                    self.owner._state_changed(
-                        ClientState.RECONNECTING
-                        if self.started
-                        else ClientState.CONNECTING,
-                        Reconnecting(
-                            attempt=attempt + 1, delay=delay, endpoint=endpoint,
-                            cause=error,
-                        ),
-                    )  # fmt: skip
-                    log.info(
-                        "reconnecting to %s in %.2fs (attempt %d): %s",
-                        endpoint, delay, attempt + 1, error,
-                    )  # fmt: skip
-                    await trio.sleep(delay)
-                self.endpoint = endpoint
-                try:
-                    link, connack = await self._attempt(endpoint)
-                except MQTTError as exc:
-                    if self._closing:
-                        return  # the application is leaving: a failed attempt is moot
-                    error = exc
-                    attempt += 1
-                    immediate = self._immediate(exc, attempt)
-                    if not immediate and not self._may_retry(exc, attempt, down_since):
-                        raise
-                    continue
-                self._redirects = 0
-                self._after_connack(connack)
-                if self.started:
-                    self.reconnects += 1
-                log.info(
-                    "connected to %s (session present: %s)",
-                    endpoint, connack.session_present,
-                )  # fmt: skip
-                error = await self._run_link(link, connack, task_status)
-                if error is None:
-                    return  # closed by the application
-                if self._closing:
-                    # Lost while the application was closing the client: it wanted the
-                    # connection gone, so leaving the block does not raise for it.
-                    log.debug("connection lost while closing: %s", error)
-                    return
+        while True:
+            endpoint = self._next_endpoint(error) if error else self.endpoint
+            if error is not None and not immediate:
+                assert policy is not None
+                delay = policy.delay(attempt + 1, self._random)
                 self.owner._state_changed(
-                    ClientState.RECONNECTING, Disconnected(cause=error)
-                )
-                log.warning("connection lost: %s", error)
-                down_since = trio.current_time()
-                attempt = 0
-                immediate = self._immediate(error, attempt)
-                if not immediate and not self._may_retry(error, attempt, down_since):
-                    raise error
+                    ClientState.RECONNECTING
+                    if self.started
+                    else ClientState.CONNECTING,
+                    Reconnecting(
+                        attempt=attempt + 1, delay=delay, endpoint=endpoint,
+                        cause=error,
+                    ),
+                )  # fmt: skip
+                log.info(
+                    "reconnecting to %s in %.2fs (attempt %d): %s",
+                    endpoint, delay, attempt + 1, error,
+                )  # fmt: skip
+                await trio.sleep(delay)
+            self.endpoint = endpoint
+            try:
+                link, connack = await self._attempt(endpoint)
+            except MQTTError as exc:
+                if self._closing:
+                    return  # the application is leaving: a failed attempt is moot
+                error = exc
+                attempt += 1
+                immediate = self._immediate(exc, attempt)
+                if not immediate and not self._may_retry(exc, attempt, down_since):
+                    raise
+                continue
+            self._redirects = 0
+            self._after_connack(connack)
+            if self.started:
+                self.reconnects += 1
+            log.info(
+                "connected to %s (session present: %s)",
+                endpoint, connack.session_present,
+            )  # fmt: skip
+            error = await self._run_link(link, connack, task_status)
+            if error is None:
+                return  # closed by the application
+            if self._closing:
+                # Lost while the application was closing the client: it wanted the
+                # connection gone, so leaving the block does not raise for it.
+                log.debug("connection lost while closing: %s", error)
+                return
+            self.owner._state_changed(
+                ClientState.RECONNECTING, Disconnected(cause=error)
+            )
+            log.warning("connection lost: %s", error)
+            down_since = trio.current_time()
+            attempt = 0
+            immediate = self._immediate(error, attempt)
+            if not immediate and not self._may_retry(error, attempt, down_since):
+                raise error
 
     def _immediate(self, error: MQTTError, attempt: int) -> bool:
         """Whether to try again at once: to follow a Server Reference (at most 5 in a row), or
@@ -369,9 +366,12 @@ class Supervisor:
         return error
 
     async def close(self) -> None:
-        """Disconnect cleanly (if connected) and stop reconnecting. Shielded and bounded."""
+        """Disconnect cleanly (if connected) and stop reconnecting. Shielded and bounded.
+
+        The caller then cancels the task running :meth:`run` (it may be waiting to reconnect):
+        the supervisor has no cancel scope of its own, the nursery's serves (memory per idle
+        client)."""
         self._closing = True
         link = self.link
         if link is not None:
             await link.close()
-        self._cancel_scope.cancel()

@@ -389,10 +389,27 @@ async def test_user_exception_leaves_the_block_bare(mosquitto: Mosquitto) -> Non
                 trio_mqtt.open_client(mosquitto.url) as client,
                 client.subscribe("boom/#"),
             ):
-                # the supervisor (which runs the link), its reader and its writer
-                assert count_tasks(root) == before + 3
+                # one task: the supervisor, which reads (the writer runs only while there
+                # is something the publishing tasks could not send themselves)
+                assert count_tasks(root) == before + 1
                 raise Boom
     assert count_tasks(root) == before  # no task left behind
+
+
+async def test_cancelled_from_outside_the_client_closes_cleanly(
+    mosquitto: Mosquitto,
+) -> None:
+    """A cancel scope around the block cancels the client's reader mid-read; leaving the
+    block still disconnects (the DISCONNECT needs the link's writer) without an error."""
+    root = trio.lowlevel.current_root_task()
+    before = len(list(root.child_nurseries))
+    with trio.fail_after(10), trio.CancelScope() as scope:
+        async with trio_mqtt.open_client(mosquitto.url) as client:
+            await client.publish("cancel/me", b"x", qos=1)
+            scope.cancel()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert len(list(root.child_nurseries)) == before
 
 
 async def test_connect_error_carries_the_cause() -> None:

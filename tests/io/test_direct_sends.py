@@ -90,3 +90,38 @@ async def test_order_holds_across_direct_and_writer_sends() -> None:
             for seed, topic in enumerate(got):
                 nursery.start_soon(publisher, client, topic, seed)
     assert got == {topic: list(range(per_task)) for topic in got}
+
+
+async def test_the_writer_runs_only_while_it_has_work(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Over a plain socket an idle connection is one task: the writer starts when a direct
+    write is cut short, lingers a second once idle, ends, and starts again when needed."""
+    broker = ScriptedBroker(socket=True, send_buffer=4096)
+    payload = bytes(40_000)
+    go = [trio.Event(), trio.Event()]
+
+    async def script() -> None:
+        await _accept(broker)
+        for turn in range(2):
+            await go[turn].wait()
+            packet = await broker.receive()
+            assert isinstance(packet, Publish)
+            assert packet.payload == payload
+        assert isinstance(await broker.receive(), Disconnect)
+        await broker.stream.aclose()
+
+    async with scripted_client(broker, script, keepalive=0) as client:
+        link = client._supervisor.link
+        assert link is not None
+        for turn in range(2):
+            await trio.testing.wait_all_tasks_blocked()
+            assert not link._writer_running
+            await client.publish("t", payload)  # more than the socket takes at once
+            assert link._writer_running
+            go[turn].set()
+            await trio.testing.wait_all_tasks_blocked()  # all sent; the writer idles
+            assert link._pending == b""
+            assert link._writer_running
+            await trio.sleep(1.5)  # virtual time: past the linger
+            assert not link._writer_running

@@ -58,9 +58,13 @@ async def scripted_client(
             yield client
 
 
-@pytest.fixture
-async def broker() -> AsyncIterator[ScriptedBroker]:
-    return ScriptedBroker()
+@pytest.fixture(params=["memory", "socket"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedBroker]:
+    """Both ways the link runs: over a stream (here a memory stream, as TLS and WebSocket),
+    and over a plain socket (direct sends, the reader keeping the connection alive)."""
+    broker = ScriptedBroker(socket=request.param == "socket")
+    yield broker
+    await broker.stream.aclose()
 
 
 async def test_connack_refusal_v5(broker: ScriptedBroker) -> None:
@@ -171,7 +175,10 @@ async def test_silent_broker_detected_within_one_and_a_half_keepalives(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(script)
-        with pytest.raises(ConnectionLostError, match="did not answer PINGREQ"):
+        with (
+            trio.fail_after(60),
+            pytest.raises(ConnectionLostError, match="did not answer PINGREQ"),
+        ):
             async with trio_mqtt.open_client(
                 transport_factory=broker.factory, keepalive=10, reconnect=None
             ):
