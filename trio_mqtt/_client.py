@@ -40,6 +40,8 @@ _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledge
 # QoS 0 publishes wait for the network only beyond this many queued bytes (backpressure).
 _HIGH_WATER = 64 * 1024
 _QOS0_RESULT = PublishResult(packet_id=None)
+_NO_FILTERS: frozenset[str] = frozenset()
+_NO_QUEUE: deque[_Request] = deque(maxlen=0)  # shared and always empty
 
 
 class _Request:
@@ -65,6 +67,28 @@ class _Request:
 class MQTTClient:
     """A connected MQTT client. Get one from :func:`open_client`; it has no public constructor."""
 
+    __slots__ = (
+        "__weakref__",
+        "_buffer_size",
+        "_closed",
+        "_failure",
+        "_link",
+        "_next_id",
+        "_offline_limit",
+        "_offline_timeout",
+        "_queue",
+        "_ready",
+        "_ready_event",
+        "_router",
+        "_session_present",
+        "_stale_filters",
+        "_state",
+        "_supervisor",
+        "_use_ids",
+        "_waiters",
+        "_watchers",
+    )
+
     def __init__(
         self, *, buffer_size: int, offline_queue: int, offline_timeout: float | None
     ) -> None:
@@ -75,7 +99,9 @@ class MQTTClient:
         self._link: Link | None = None
         self._waiters: dict[int, _Request] = {}
         # publishes not yet handed to a connection
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[_Request] = (
+            _NO_QUEUE  # until the first one (a deque is 760 B)
+        )
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
@@ -85,7 +111,8 @@ class MQTTClient:
         self._failure: MQTTError | None = None
         self._use_ids = False
         self._next_id = 0
-        self._stale_filters: set[str] = set()
+        # (frozensets, replaced when they change: an idle client holds the shared empty one)
+        self._stale_filters = _NO_FILTERS
         self._session_present = False
 
     # -- properties ---------------------------------------------------------------------------
@@ -264,6 +291,8 @@ class MQTTClient:
             raise NotConnectedError(
                 f"not connected, and the offline queue is full ({self._offline_limit} messages)"
             )
+        if self._queue is _NO_QUEUE:
+            self._queue = deque()
         self._queue.append(request)
         return await self._outcome(request)
 
@@ -453,7 +482,7 @@ class MQTTClient:
             return
         if not self._ready:
             # Offline: unsubscribe when the session is resumed (a new session has none of them).
-            self._stale_filters.update(filters)
+            self._stale_filters = self._stale_filters.union(filters)
             await trio.lowlevel.checkpoint()
             return
         link = self._link
@@ -499,7 +528,7 @@ class MQTTClient:
                 except SubscribeError as exc:
                     self._router.remove(subscription)
                     subscription._finish(exc)
-        self._stale_filters.clear()
+        self._stale_filters = _NO_FILTERS
         self._ready = True
         self._ready_event.set()
         self._pump()

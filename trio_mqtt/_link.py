@@ -150,7 +150,7 @@ class Link:
         self._wake = Wakeup()
         self._queued = 0
         self._sent = 0
-        self._sent_lot = trio.lowlevel.ParkingLot()  # wait_sent() callers
+        self._sent_lot: trio.lowlevel.ParkingLot | None = None  # wait_sent() callers
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
@@ -310,7 +310,8 @@ class Link:
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
-        self._sent_lot.unpark_all()  # wake wait_sent() callers so they see the failure
+        if self._sent_lot:
+            self._sent_lot.unpark_all()  # wake wait_sent() callers so they see the failure
         if self._reauthenticated is not None:
             self._reauthenticated.set()
         self._stop()
@@ -528,6 +529,8 @@ class Link:
                 raise self._failure
             if self._ended:
                 raise _lost("the connection closed")
+            if self._sent_lot is None:
+                self._sent_lot = trio.lowlevel.ParkingLot()
             await self._sent_lot.park()
 
     async def close(self) -> None:

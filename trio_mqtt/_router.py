@@ -40,6 +40,9 @@ ORPHAN_LIMIT = 1000
 ROUTE_CACHE_SIZE = 1024
 
 
+_NO_FILTERS: frozenset[str] = frozenset()
+
+
 class _Delivery:
     __slots__ = ("abandoned", "conn", "packet_id", "pending", "router")
 
@@ -102,7 +105,7 @@ class Router:
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
         #: Every filter subscribed to in this process: a message matching none is an orphan.
-        self.known: set[str] = set()
+        self.known = _NO_FILTERS  # replaced as it grows (rarely)
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
         self._wake = wake
@@ -247,7 +250,7 @@ class Router:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)
         self._routes.clear()
-        self.known.update(subscription.filters)
+        self.known = self.known.union(subscription.filters)
         if not self.orphans:
             return
         kept: list[tuple[Publish, _Delivery]] = []
