@@ -89,6 +89,7 @@ class Link:
         "_authenticator",
         "_before_send",
         "_closing",
+        "_delivering",
         "_direct",
         "_direct_sends",
         "_early",
@@ -133,6 +134,9 @@ class Link:
         self._raw = self._fd >= 0
         self._nursery: trio.Nursery | None = None  # while run() runs
         self._writer_running = False
+        self._delivering = (
+            False  # the reader waits to deliver (outside its keep-alive scope)
+        )
         # Direct sends allowed between two reads: none when each send commits a durable
         # session first (batched by the writer, one commit covers many packets).
         self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
@@ -324,23 +328,28 @@ class Link:
     async def _reader(self) -> None:
         conn = self.conn
         receive_some = self.stream.receive_some
-        for event in self._early:
-            await self._dispatch(event)
-        self._early = []
         quick = self._quickack
         nowait = self._on_events_nowait
         raw = self._raw
         read = os.read
         wait_readable = trio.lowlevel.wait_readable
         full = False
-        events: list[Event] = []
+        events, self._early = self._early, []  # what came with CONNACK
         index = 0
         while True:
             # The events that have to wait (a full subscription buffer: backpressure), one by
-            # one, outside the keep-alive scope below: a delivery is never cut short.
-            while index < len(events):
-                await self._dispatch(events[index])
-                index = nowait(events, index + 1) if nowait is not None else index + 1
+            # one, outside the keep-alive scope below: a delivery is never cut short. Over a
+            # plain socket the writer keeps the connection alive meanwhile.
+            if index < len(events):
+                self._delivering = True
+                if raw:
+                    self._start_writer()
+                try:
+                    while index < len(events):
+                        await self._dispatch(events[index])
+                        index = nowait(events, index + 1) if nowait else index + 1
+                finally:
+                    self._delivering = False
             # Over a plain socket the reader keeps the connection alive: its reads are cut
             # short at the connection's next deadline. One scope for many reads (the deadline
             # only moves later as packets go out, and an early wake-up costs nothing).
@@ -434,7 +443,7 @@ class Link:
                     await (
                         wake.wait()
                     )  # at once (a checkpoint: other tasks may queue more)
-                elif raw:
+                elif raw and not self._delivering:
                     # The reader keeps this connection alive: an idle writer ends, and the
                     # next packet the tasks cannot send themselves starts one again.
                     with trio.move_on_after(_WRITER_LINGER) as idle:
@@ -442,8 +451,9 @@ class Link:
                     if idle.cancelled_caught and not wake.is_set():
                         return
                 else:
-                    # The writer keeps the connection alive: it sleeps until woken or until
-                    # the connection's next deadline (PINGREQ due, or PINGRESP overdue).
+                    # The writer keeps the connection alive (throughout, or while the reader
+                    # waits to deliver): it sleeps until woken or until the connection's next
+                    # deadline (PINGREQ due, or PINGRESP overdue).
                     deadline = conn.next_deadline()
                     if deadline is None:
                         await wake.wait()
@@ -473,10 +483,11 @@ class Link:
         finally:
             self._writer_running = False
 
-    @staticmethod
-    def _keepalive(conn: MQTTConnection) -> None:
-        """A deadline passed: let the machine queue PINGREQ, or give up on the broker."""
-        for event in conn.handle_timeout(now=trio.current_time()):
+    def _keepalive(self, conn: MQTTConnection) -> None:
+        """A deadline passed: let the machine queue PINGREQ, or give up on the broker (not
+        while the reader waits to deliver: an answer may be waiting unread)."""
+        now = trio.current_time()
+        for event in conn.handle_timeout(now=now, reading=not self._delivering):
             if isinstance(event, KeepAliveExpired):
                 raise _lost(
                     f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"

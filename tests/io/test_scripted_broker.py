@@ -209,6 +209,38 @@ async def test_keepalive_pings_and_survives(
     ]  # [MQTT-3.1.2-20] a PINGREQ whenever 10 s passed without sending
 
 
+async def test_keepalive_goes_on_while_the_reader_waits_for_a_full_subscription(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The application does not take its messages: the reader waits (backpressure) and the
+    connection is still kept alive, a PINGREQ every 10 s ([MQTT-3.1.2-20]); nothing is lost."""
+    pings: list[float] = []
+
+    async def script() -> None:
+        await _accept(broker)
+        subscribe = await broker.expect(Subscribe)
+        assert isinstance(subscribe, Subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 0x00))
+        for n in range(4):
+            await broker.send(wire.publish("full/t", b"%d" % n))
+        packet = await broker.receive()
+        while isinstance(packet, PingReq):
+            pings.append(trio.current_time())
+            await broker.send(wire.PINGRESP)
+            packet = await broker.receive()
+        assert isinstance(packet, Unsubscribe), (packet, pings)
+        await broker.send(wire.unsuback(packet.packet_id, 0x00))
+
+    async with (
+        scripted_client(broker, script, keepalive=10) as client,
+        client.subscribe("full/#", buffer_size=1) as messages,
+    ):
+        await trio.sleep(35)
+        payloads = [(await messages.receive()).payload for _ in range(4)]
+    assert payloads == [b"0", b"1", b"2", b"3"]
+    assert pings == [pytest.approx(10), pytest.approx(20), pytest.approx(30)]
+
+
 async def test_server_keep_alive_is_honoured(
     broker: ScriptedBroker, autojump_clock: trio.testing.MockClock
 ) -> None:

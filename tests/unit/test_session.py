@@ -399,3 +399,32 @@ def test_sqlite_store_round_trip(tmp_path: Path, version: ProtocolVersion) -> No
     )  # another client id in the same file: its own session
     assert elsewhere.load("someone-else", version).outbound == {}
     elsewhere.close()
+
+
+def test_an_overdue_pingresp_is_not_held_against_the_broker_while_not_reading() -> None:
+    """Keep alive (section 3.1.2.10): PINGREQ after keep alive idle ([MQTT-3.1.2-20]); no
+    PINGRESP within half the interval ends the connection, unless the I/O layer is not reading
+    (backpressure), when the answer may be waiting unread: then PINGREQ goes on every
+    interval ([MQTT-3.1.2-24] keeps the broker from closing) and nothing expires."""
+
+    def drain(conn: MQTTConnection, now: float) -> list[Packet]:
+        return PacketReader(version=conn.version).feed(conn.data_to_send(now=now))
+
+    conn, _ = connected(SessionState())
+    assert conn.next_deadline() == 60
+    assert conn.handle_timeout(now=60) == []
+    assert drain(conn, 60) == [PingReq()]
+    assert conn.next_deadline() == 90  # the PINGRESP is due
+    assert conn.handle_timeout(now=90, reading=False) == []
+    assert drain(conn, 90) == []  # overdue, not held against the broker; no PINGREQ yet
+    assert conn.next_deadline() == 120
+    assert conn.handle_timeout(now=120, reading=False) == []
+    assert drain(conn, 120) == [PingReq()]
+    # reading again, the broker's answers arrive; had they not, it would have been dead
+    feed(conn, PingResp(), PingResp())
+    assert conn.next_deadline() == 180
+    assert conn.handle_timeout(now=180) == []
+    assert drain(conn, 180) == [PingReq()]
+    assert [type(e).__name__ for e in conn.handle_timeout(now=210)] == [
+        "KeepAliveExpired"
+    ]

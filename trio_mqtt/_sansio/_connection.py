@@ -434,16 +434,25 @@ class MQTTConnection:
             return self._pong_deadline
         return self._last_sent + self.keep_alive
 
-    def handle_timeout(self, *, now: float) -> list[Event]:
+    def handle_timeout(self, *, now: float, reading: bool = True) -> list[Event]:
         """Queue PINGREQ when idle for the keep alive interval ([MQTT-3.1.2-20]); report a broker that
         did not answer within half the interval after that, i.e. 1.5x keep alive after the last
-        packet we sent."""
+        packet we sent (section 3.1.2.10: the client closes the connection).
+
+        ``reading=False``: the I/O layer is not reading (it waits for the application to take
+        messages), so a PINGRESP may be waiting unread: an overdue one is not held against the
+        broker, and PINGREQ goes on every keep alive interval so that the broker keeps the
+        connection ([MQTT-3.1.2-24])."""
         deadline = self.next_deadline()
         if deadline is None or now < deadline:
             return []
         if self._pong_deadline is not None:
-            self.state = ConnectionState.CLOSED
-            return [KeepAliveExpired()]
+            if reading:
+                self.state = ConnectionState.CLOSED
+                return [KeepAliveExpired()]
+            self._pong_deadline = None
+            if now < self._last_sent + self.keep_alive:
+                return []
         self._ping()
         self._pong_deadline = now + self.keep_alive / 2
         return []
