@@ -59,6 +59,8 @@ from ._transports import quickack, raw_fd
 log = logging.getLogger(__name__)
 
 _RECEIVE_SIZE = 65536
+# A read at least this large means the broker is streaming (read again before waiting).
+_STREAMING = 512
 # How many times tasks may send directly between two reads (or writer sends): enough for a
 # request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
 # while a burst of packets from tasks that do not yield is left to the writer's single write.
@@ -333,7 +335,7 @@ class Link:
         raw = self._raw
         read = os.read
         wait_readable = trio.lowlevel.wait_readable
-        full = False
+        streaming = False
         events, self._early = self._early, []  # what came with CONNACK
         index = 0
         while True:
@@ -361,24 +363,25 @@ class Link:
                     if not raw:
                         data = await receive_some(_RECEIVE_SIZE)
                     else:
-                        # The socket itself, without the stream's layers: wait until it is
-                        # readable (a checkpoint) and read once. A full read may have more
-                        # behind it: read again after a checkpoint instead of waiting. The
-                        # descriptor is looked up each time: once the link ends it may
+                        # The socket itself, without the stream's layers. After a small read
+                        # (an answer to what we sent) wait until it is readable, then read;
+                        # after a large one (the broker is streaming) more is likely there
+                        # already: read again after a checkpoint, and wait only if it is not.
+                        # The descriptor is looked up each time: once the link ends it may
                         # already be closed, and its number reused.
                         fd = self._fd
                         if fd < 0:
                             raise trio.ClosedResourceError("the link has ended")
-                        if full:
+                        if streaming:
                             await trio.lowlevel.checkpoint()
                         else:
                             await wait_readable(fd)
                         try:
                             data = read(fd, _RECEIVE_SIZE)
-                        except BlockingIOError:  # not readable after all
-                            full = False
+                        except BlockingIOError:  # nothing there (yet)
+                            streaming = False
                             continue
-                        full = len(data) == _RECEIVE_SIZE
+                        streaming = len(data) >= _STREAMING
                     self._direct = self._direct_sends
                     if quick is not None:
                         quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
