@@ -1,24 +1,31 @@
-"""Link: one network connection, run by two tasks around one :class:`MQTTConnection`.
+"""Link: one network connection around one :class:`MQTTConnection`: a reader and a writer.
 
-Theory of operation. The *reader* feeds received bytes to the connection and hands the events it
-returns to the client (a message that fits its subscription's buffer is delivered without
-awaiting anything; otherwise the reader waits: backpressure). The *writer* sends: it sleeps
-until woken, then sends everything the connection has queued in one ``send_all``, so N
-publishes from N tasks become one system call. It also keeps the connection alive: it sleeps at
-most until the connection's next deadline, then lets the machine queue PINGREQ or declare the
-broker gone. Any failure of either task is recorded once, cancels the other, and is raised by
-:meth:`Link.run` as a single :class:`MQTTError`. Two tasks, one nursery, no per-wake
-allocation: an idle connection costs little memory.
+Theory of operation. The *reader* (the task that calls :meth:`Link.run`) feeds received bytes
+to the connection and hands the events it returns to the client (a message that fits its
+subscription's buffer is delivered without awaiting anything; otherwise the reader waits:
+backpressure). The *writer* sleeps until woken, then sends everything the connection has queued
+in one ``send_all``, so N publishes from N tasks become one system call. Whoever keeps the
+connection alive sleeps at most until the connection's next deadline, then lets the machine
+queue PINGREQ or declare the broker gone. Any failure is recorded once, stops the link, and is
+raised by :meth:`Link.run` as a single :class:`MQTTError`.
 
-Direct sends. When the stream is a plain socket (TCP or Unix, on POSIX), a task that queues a
-packet while the writer is idle writes it itself, with one non-blocking write, instead of
-waking the writer: a request-response exchange (publish, wait for the ack or the echo) then
-costs no task switch and no pass through the scheduler before the bytes leave. Whatever the
-socket does not take goes to the writer, which sends it before anything queued later, so the
-byte stream keeps the order packets were queued in. Only a couple of direct sends are allowed
-between two reads (or writer sends): a burst from tasks that do not yield still becomes one
-write. The reader, for the same reason, reads such a socket itself (``wait_readable`` and one
-``read``) rather than through the stream's layers.
+Over a plain socket (TCP or Unix, on POSIX) three things change, for round trips and for memory:
+
+* Direct sends: a task that queues a packet while the writer is idle writes it itself, with
+  one non-blocking write, instead of waking the writer: a request-response exchange (publish,
+  wait for the ack or the echo) costs no task switch before the bytes leave. Whatever the
+  socket does not take goes to the writer, which sends it before anything queued later, so the
+  byte stream keeps the order packets were queued in. Only a couple of direct sends are allowed
+  between two reads (or writer sends): a burst from tasks that do not yield is still one write.
+* The reader reads the socket itself (``wait_readable`` and one ``read``), not through the
+  stream's layers, and keeps the connection alive: its reads run under a cancel scope whose
+  deadline is the connection's next one. Deliveries that have to wait run outside that scope
+  (never cut short); the writer keeps the connection alive meanwhile.
+* The writer runs only while there is something for it to send, and a second after: an idle
+  connection is one task.
+
+Over TLS and WebSocket, whose reads are not cut short by a deadline, the writer sends
+everything and keeps the connection alive throughout.
 """
 
 from __future__ import annotations
