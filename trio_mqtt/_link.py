@@ -525,9 +525,7 @@ class Link:
         target = self._queued
         try:
             sent = os.write(self._fd, data)
-        except (
-            OSError
-        ):  # full (BlockingIOError) or broken: the writer sends, or reports
+        except OSError:  # full, or broken: the writer sends the rest, or reports
             sent = 0
         if sent < len(data):
             self._pending = data[sent:]
