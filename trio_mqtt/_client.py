@@ -21,7 +21,7 @@ from ._exceptions import (
 )
 from ._link import Link
 from ._message import PublishResult
-from ._router import Router
+from ._router import NO_FILTERS, Router
 from ._sansio._events import (
     Event,
     PublishAcknowledged,
@@ -40,7 +40,6 @@ _AckEvent = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledge
 # QoS 0 publishes wait for the network only beyond this many queued bytes (backpressure).
 _HIGH_WATER = 64 * 1024
 _QOS0_RESULT = PublishResult(packet_id=None)
-_NO_FILTERS: frozenset[str] = frozenset()
 _NO_QUEUE: deque[_Request] = deque(maxlen=0)  # shared and always empty
 
 
@@ -112,7 +111,7 @@ class MQTTClient:
         self._use_ids = False
         self._next_id = 0
         # (frozensets, replaced when they change: an idle client holds the shared empty one)
-        self._stale_filters = _NO_FILTERS
+        self._stale_filters = NO_FILTERS
         self._session_present = False
 
     # -- properties ---------------------------------------------------------------------------
@@ -528,7 +527,7 @@ class MQTTClient:
                 except SubscribeError as exc:
                     self._router.remove(subscription)
                     subscription._finish(exc)
-        self._stale_filters = _NO_FILTERS
+        self._stale_filters = NO_FILTERS
         self._ready = True
         self._ready_event.set()
         self._pump()

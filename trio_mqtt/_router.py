@@ -40,7 +40,8 @@ ORPHAN_LIMIT = 1000
 ROUTE_CACHE_SIZE = 1024
 
 
-_NO_FILTERS: frozenset[str] = frozenset()
+#: The empty filter set, shared (a new empty set is 216 bytes, per idle client).
+NO_FILTERS: frozenset[str] = frozenset()
 
 
 class _Delivery:
@@ -105,7 +106,7 @@ class Router:
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
         #: Every filter subscribed to in this process: a message matching none is an orphan.
-        self.known = _NO_FILTERS  # replaced as it grows (rarely)
+        self.known = NO_FILTERS  # replaced as it grows (rarely)
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
         self._wake = wake
