@@ -97,10 +97,9 @@ class MQTTClient:
         self._supervisor: Supervisor  # set by open_client
         self._link: Link | None = None
         self._waiters: dict[int, _Request] = {}
-        # publishes not yet handed to a connection
-        self._queue: deque[_Request] = (
-            _NO_QUEUE  # until the first one (a deque is 760 B)
-        )
+        # publishes not yet handed to a connection (the shared empty one until the first:
+        # an empty deque is 760 bytes, per idle client)
+        self._queue: deque[_Request] = _NO_QUEUE
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
