@@ -143,15 +143,13 @@ class Link:
         self._raw = self._fd >= 0
         self._nursery: trio.Nursery | None = None  # while run() runs
         self._writer_running = False
-        self._delivering = (
-            False  # the reader waits to deliver (outside its keep-alive scope)
-        )
+        # the reader waits to deliver (outside its keep-alive scope)
+        self._delivering = False
         # Direct sends allowed between two reads: none when each send commits a durable
         # session first (batched by the writer, one commit covers many packets).
         self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
-        self._direct = (
-            self._direct_sends
-        )  # direct sends left until the next read or write
+        # direct sends left until the next read or write
+        self._direct = self._direct_sends
         self._writing = False  # the writer is inside send_all
         self._pending = b""  # what a direct send left over, for the writer
         self._authenticator = authenticator
@@ -450,9 +448,8 @@ class Link:
         try:
             while True:
                 if wake.is_set():
-                    await (
-                        wake.wait()
-                    )  # at once (a checkpoint: other tasks may queue more)
+                    # at once (a checkpoint: other tasks may queue more)
+                    await wake.wait()
                 elif raw and not self._delivering:
                     # The reader keeps this connection alive: an idle writer ends, and the
                     # next packet the tasks cannot send themselves starts one again.
@@ -487,17 +484,16 @@ class Link:
                     finally:
                         self._writing = False
                     self._direct = self._direct_sends
-                self._sent = target
-                if self._sent_lot:
-                    self._sent_lot.unpark_all()
+                self._sent_up_to(target)
         finally:
             self._writer_running = False
 
     def _keepalive(self, conn: MQTTConnection) -> None:
         """A deadline passed: let the machine queue PINGREQ, or give up on the broker (not
         while the reader waits to deliver: an answer may be waiting unread)."""
-        now = trio.current_time()
-        for event in conn.handle_timeout(now=now, reading=not self._delivering):
+        for event in conn.handle_timeout(
+            now=trio.current_time(), reading=not self._delivering
+        ):
             if isinstance(event, KeepAliveExpired):
                 raise _lost(
                     f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
@@ -531,9 +527,13 @@ class Link:
             self._pending = data[sent:]
             self._start_writer()
         else:
-            self._sent = target
-            if self._sent_lot:
-                self._sent_lot.unpark_all()
+            self._sent_up_to(target)
+
+    def _sent_up_to(self, ticket: int) -> None:
+        """Everything queued before ``ticket`` is with the socket: wake its wait_sent() callers."""
+        self._sent = ticket
+        if self._sent_lot:
+            self._sent_lot.unpark_all()
 
     def mark(self) -> int:
         """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""

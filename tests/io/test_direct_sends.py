@@ -25,9 +25,8 @@ async def test_a_direct_write_the_socket_cuts_short_is_finished_by_the_writer() 
 
     async def script() -> None:
         await _accept(broker)
-        await (
-            published.wait()
-        )  # nothing read until both are queued: the socket stays full
+        # nothing read until both are queued: the socket stays full
+        await published.wait()
         for _ in range(2):
             packet = await broker.receive(1000)
             assert isinstance(packet, Publish)
