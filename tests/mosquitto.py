@@ -87,6 +87,18 @@ class Mosquitto:
             self.process.wait()
         self.process = None
 
+    async def wait_for_log(self, text: str) -> str:
+        """Wait (bounded by the caller) until the broker has logged ``text``; return the log."""
+        import trio
+
+        assert self.log is not None
+        while True:
+            log = self.log.read_text()
+            if text in log:
+                return log
+            # The broker is another process: its log file is the only signal there is.
+            await trio.sleep(0.01)
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -112,6 +124,7 @@ def make_config(
         "max_queued_messages 10000000",
         "log_type error",
         "log_type warning",
+        "log_type notice",  # connections and how they ended (tests/integration/test_lifecycle.py)
         f"listener {port} 127.0.0.1",
     ]
     tls_port = None

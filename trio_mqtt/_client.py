@@ -75,6 +75,7 @@ class MQTTClient:
         "_next_id",
         "_offline_limit",
         "_offline_timeout",
+        "_persistent",
         "_queue",
         "_ready",
         "_ready_event",
@@ -112,6 +113,7 @@ class MQTTClient:
         # (frozensets, replaced when they change: an idle client holds the shared empty one)
         self._stale_filters = NO_FILTERS
         self._session_present = False
+        self._persistent = False  # the session outlives the connection
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -467,7 +469,14 @@ class MQTTClient:
             subscription._finish(None)
             raise
 
-    async def _leave_subscription(self, subscription: Subscription) -> None:
+    async def _leave_subscription(
+        self, subscription: Subscription, error: BaseException | None
+    ) -> None:
+        """Unsubscribe the filters of ``subscription`` that no other live one uses.
+
+        Left by an exception or a cancellation (``error``), the client does not wait for the
+        UNSUBACK, and when the session outlives the connection it does not unsubscribe at all:
+        the program is stopping, and its next run resumes the session's subscriptions."""
         self._router.remove(subscription)
         subscriptions = self._router.subscriptions
         subscription._finish(None)
@@ -475,18 +484,31 @@ class MQTTClient:
         filters = [
             f for f in dict.fromkeys(subscription.filters) if f not in still_used
         ]
+        link = self._link
         if not filters or self._closed or self._failure is not None:
-            await trio.lowlevel.checkpoint()
-            return
-        if not self._ready:
+            pass
+        elif error is not None and self._persistent:
+            # kept in the session: its messages are held for a later subscribe() ("orphans")
+            self._router.keep(filters)
+        elif not self._ready or link is None:
             # Offline: unsubscribe when the session is resumed (a new session has none of them).
             self._stale_filters = self._stale_filters.union(filters)
-            await trio.lowlevel.checkpoint()
+        elif error is not None:
+            link.conn.unsubscribe(filters)  # its UNSUBACK needs no waiter
+            link.wake()
+        else:
+            await self._unsubscribe_filters(link, filters)
             return
-        link = self._link
-        assert link is not None
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _unsubscribe_filters(self, link: Link, filters: list[str]) -> None:
+        """UNSUBSCRIBE and wait (shielded, at most 5 s) for UNSUBACK; a connection or client that
+        goes away first makes it moot."""
         with trio.CancelScope(shield=True), trio.move_on_after(5):
-            ack = await self._request(lambda: link.conn.unsubscribe(filters))
+            try:
+                ack = await self._request(lambda: link.conn.unsubscribe(filters))
+            except (trio.ClosedResourceError, MQTTError):
+                return  # the client closed or failed meanwhile: the UNSUBSCRIBE is moot
             failed = (
                 [c for c in ack.reason_codes if c.is_failure]
                 if isinstance(ack, UnsubscribeAcknowledged)
@@ -502,6 +524,14 @@ class MQTTClient:
     def _link_new(self, link: Link, connack: ConnAck) -> None:
         self._link = link
         self._session_present = connack.session_present
+        connect = self._supervisor.connect
+        if link.conn.version is ProtocolVersion.V5:
+            expiry = connack.properties.session_expiry_interval
+            if expiry is None:  # the broker did not override ours (section 3.2.2.3.2)
+                expiry = connect.properties.session_expiry_interval
+            self._persistent = bool(expiry)
+        else:
+            self._persistent = not connect.clean_start
         self._router.new_connection(link.conn, connack.session_present)
         self._use_ids = (
             link.conn.version is ProtocolVersion.V5
@@ -531,9 +561,15 @@ class MQTTClient:
         self._ready_event.set()
         self._pump()
 
-    def _link_down(self, error: MQTTError | None) -> None:
+    def _link_ending(self) -> None:
+        """The link takes no new work (it fails, or flushes a DISCONNECT after a protocol
+        error): new publishes and subscriptions wait for the next connection."""
         self._ready = False
-        self._ready_event = trio.Event()
+        if self._ready_event.is_set():
+            self._ready_event = trio.Event()
+
+    def _link_down(self, error: MQTTError | None) -> None:
+        self._link_ending()
         session = self._supervisor.session
         for packet_id, request in list(self._waiters.items()):
             if packet_id not in session.outbound:

@@ -74,6 +74,8 @@ _STREAMING = 512
 _DIRECT_SENDS = 2
 # How long a writer with nothing to send waits for more before it ends (plain sockets).
 _WRITER_LINGER = 1.0
+#: Seconds :meth:`Link.close` spends at most on sending the DISCONNECT (and what precedes it).
+CLOSE_GRACE = 1.0
 _TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 _LINK_ERRORS = (MQTTError, *_TRANSPORT_ERRORS)
 
@@ -97,6 +99,7 @@ class Link:
     __slots__ = (
         "_authenticator",
         "_before_send",
+        "_closed",
         "_closing",
         "_delivering",
         "_direct",
@@ -106,6 +109,7 @@ class Link:
         "_failure",
         "_fd",
         "_nursery",
+        "_on_ending",
         "_on_event",
         "_on_events_nowait",
         "_pending",
@@ -114,6 +118,7 @@ class Link:
         "_raw",
         "_reauthenticated",
         "_scope",
+        "_send_scope",
         "_sent",
         "_sent_lot",
         "_stopped",
@@ -133,6 +138,7 @@ class Link:
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
         on_events_nowait: Callable[[list[Event], int], int] | None = None,
+        on_ending: Callable[[], None] | None = None,
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
@@ -150,7 +156,11 @@ class Link:
         self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
         # direct sends left until the next read or write
         self._direct = self._direct_sends
-        self._writing = False  # the writer is inside send_all
+        self._writing = False  # a task is inside send_all
+        # The writer's send_all runs shielded (a write cut short by the application's
+        # cancellation would leave half a packet on the stream, and no DISCONNECT could follow
+        # it): only the link itself cancels it, on failure or once close()'s grace is over.
+        self._send_scope: trio.CancelScope | None = None
         self._pending = b""  # what a direct send left over, for the writer
         self._authenticator = authenticator
         self._reauthenticated: trio.Event | None = None
@@ -158,6 +168,8 @@ class Link:
         self.conn = conn
         self._on_event = on_event
         self._on_events_nowait = on_events_nowait
+        # called once the link can take no new work (failing, or flushing a DISCONNECT)
+        self._on_ending = on_ending
         self._wake = Wakeup()
         self._queued = 0
         self._sent = 0
@@ -166,6 +178,7 @@ class Link:
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
         self._closing = False
+        self._closed: trio.Event | None = None  # close() began; set when it is done
         self._scope: trio.CancelScope | None = None  # the tasks' nursery, while it runs
         self._stopped = False  # stop() came, maybe before run()
 
@@ -305,9 +318,16 @@ class Link:
             raise self._failure
 
     def _stop(self) -> None:
+        """Stop the reader and writer; a write in progress finishes (see :meth:`_abort`)."""
         self._stopped = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def _abort(self) -> None:
+        """Stop everything, a write in progress included."""
+        self._stop()
+        if self._send_scope is not None:
+            self._send_scope.cancel()
 
     async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -315,7 +335,13 @@ class Link:
         except _LINK_ERRORS as exc:
             self._fail(_as_mqtt_error(exc))
 
+    def _ending(self) -> None:
+        on_ending, self._on_ending = self._on_ending, None
+        if on_ending is not None:
+            on_ending()
+
     def _fail(self, error: MQTTError) -> None:
+        self._ending()
         self._ended = True
         self._fd = -1
         if self._failure is None and not self._closing:
@@ -325,7 +351,7 @@ class Link:
             self._sent_lot.unpark_all()  # wake wait_sent() callers so they see the failure
         if self._reauthenticated is not None:
             self._reauthenticated.set()
-        self._stop()
+        self._abort()
 
     @property
     def failure(self) -> MQTTError | None:
@@ -395,6 +421,7 @@ class Link:
                     try:
                         events = conn.receive_data(data, now=trio.current_time())
                     except RemoteProtocolError:
+                        self._ending()  # no new work while the DISCONNECT is flushed
                         self.wake()  # the DISCONNECT the machine queued
                         with trio.move_on_after(1):
                             await self.wait_sent(self.mark())
@@ -480,9 +507,14 @@ class Link:
                 if data:
                     self._writing = True
                     try:
-                        await send_all(data)
+                        with trio.CancelScope(shield=True) as scope:
+                            self._send_scope = scope
+                            await send_all(data)
                     finally:
                         self._writing = False
+                        self._send_scope = None
+                    if scope.cancelled_caught:  # aborted: not sent (see _abort)
+                        return
                     self._direct = self._direct_sends
                 self._sent_up_to(target)
         finally:
@@ -553,20 +585,61 @@ class Link:
             await self._sent_lot.park()
 
     async def close(self) -> None:
-        """Send DISCONNECT (if still connected), flush, close the stream, stop the tasks.
+        """Send DISCONNECT (if still connected), close the stream, stop the tasks.
 
-        Shielded from cancellation and bounded in time, like every ``aclose``.
+        Shielded from cancellation and bounded in time (:data:`CLOSE_GRACE` for the
+        DISCONNECT, a second for the stream), like every ``aclose``. It works the same however
+        the application leaves: the calling task stops the reader and writer (they may already
+        be cancelled, when the application's cancel scope covers the client), lets a write in
+        progress finish, and sends what is queued and the DISCONNECT itself, so that the
+        broker ends the session normally and discards the will ([MQTT-3.1.2-8]).
         """
         with trio.CancelScope(shield=True):
-            if self._failure is None and not self._closing:
-                # From here the broker's answer to DISCONNECT (closing its end, which it
-                # may do before our writer returns) is the expected end, not a failure.
+            if self._closed is not None:  # closing already (the supervisor, the client)
+                await self._closed.wait()
+                return
+            self._closed = trio.Event()
+            try:
+                if self._failure is None and not self._closing:
+                    # From here the broker's answer to DISCONNECT (closing its end) is the
+                    # expected end, not a failure.
+                    self._closing = True
+                    self.conn.disconnect()
+                    with trio.move_on_after(CLOSE_GRACE):
+                        await self._send_last()
+            finally:
                 self._closing = True
-                self.conn.disconnect()
-                with trio.move_on_after(2), contextlib.suppress(MQTTError):
-                    await self.wait_sent(self.mark())
-            self._closing = True
-            self._fd = -1  # closed below: no direct send may reach a reused descriptor
-            self._stop()
-            with trio.move_on_after(1):
-                await self.stream.aclose()
+                self._fd = (
+                    -1
+                )  # closed below: no direct send may reach a reused descriptor
+                self._abort()
+                try:
+                    with trio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
+                        await self.stream.aclose()
+                finally:
+                    self._closed.set()
+
+    async def _send_last(self) -> None:
+        """Stop the tasks, then send what is left (the DISCONNECT last) from this task."""
+        self._fd = -1  # no more direct sends: this task is the last to write
+        self._stop()
+        while self._writing:  # the writer's shielded write in progress
+            if self._sent_lot is None:
+                self._sent_lot = trio.lowlevel.ParkingLot()
+            await self._sent_lot.park()
+        if self._failure is not None:
+            return  # that write failed: the stream is broken
+        data = self._pending + self.conn.data_to_send(now=trio.current_time())
+        self._pending = b""
+        if not data:
+            return
+        if self._before_send is not None:
+            self._before_send()
+        self._writing = True
+        try:
+            await self.stream.send_all(data)
+        except _TRANSPORT_ERRORS:
+            return  # the connection is gone anyway
+        finally:
+            self._writing = False
+        self._sent_up_to(self._queued)

@@ -247,6 +247,12 @@ class Router:
             )
             dropped.release()
 
+    def keep(self, filters: list[str]) -> None:
+        """The broker keeps subscriptions to ``filters`` that no live subscription has (a
+        persistent session): their messages are held as orphans for a later subscription."""
+        self.known = self.known.difference(filters)
+        self._routes.clear()
+
     def add(self, subscription: Subscription) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)

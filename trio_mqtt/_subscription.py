@@ -46,6 +46,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     """The messages matching one subscription's topic filters, in arrival order.
 
     Use it as an async context manager (SUBSCRIBE on entry, UNSUBSCRIBE on exit) and iterate it.
+    When the session outlives the connection, a block left by an exception or a cancellation
+    (the program is stopping) does not unsubscribe: the broker keeps the subscription and
+    queues its messages for the session's next connection.
 
     Buffering. QoS 1 and 2 messages are acknowledged to the broker only when the application
     receives them (or, with ``manual_ack=True``, when it calls :meth:`Message.ack`), so the
@@ -63,7 +66,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         buffer_size: int,
         manual_ack: bool = False,
         enter: Callable[[Subscription], Awaitable[None]],
-        leave: Callable[[Subscription], Awaitable[None]],
+        leave: Callable[[Subscription, BaseException | None], Awaitable[None]],
     ) -> None:
         self.requests = requests
         self._filters = tuple(r.topic_filter for r in requests)
@@ -107,7 +110,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self._close(exc)
 
     async def receive(self) -> Message:
         """Wait for the next message.
@@ -186,7 +189,15 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         Messages still buffered are dropped: acknowledged, or, with ``manual_ack``, left
         unacknowledged for the broker to redeliver to the session's next connection. The
         UNSUBSCRIBE exchange is shielded from cancellation for at most a few seconds.
+
+        Raises:
+            UnsubscribeError: the broker refused the UNSUBSCRIBE.
         """
+        await self._close(None)
+
+    async def _close(self, error: BaseException | None) -> None:
+        """Close; ``error`` is what ends the ``async with`` block, if anything (then the
+        UNSUBSCRIBE is not waited for, and a persistent session keeps the subscription)."""
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
@@ -195,7 +206,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._receivers.wake_all()
         self._senders.wake_all()
         if self._entered:
-            await self._leave(self)
+            await self._leave(self, error)
         else:
             await trio.lowlevel.checkpoint()
 

@@ -73,6 +73,8 @@ class LinkOwner(Protocol):
 
     async def _link_up(self, link: Link, connack: ConnAck) -> None: ...
 
+    def _link_ending(self) -> None: ...
+
     def _link_down(self, error: MQTTError | None) -> None: ...
 
     def _state_changed(
@@ -178,6 +180,7 @@ class Supervisor:
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
                 on_events_nowait=self.owner._on_events_nowait,
+                on_ending=self.owner._link_ending,
             )
             try:
                 connack = await link.handshake(self.connect)

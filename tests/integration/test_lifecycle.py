@@ -1,0 +1,143 @@
+"""Leaving ``open_client()`` by cancellation is a clean disconnect, checked at the broker.
+
+Every way a Trio program stops a client (a deadline, ``fail_after``, a service task whose
+nursery is cancelled, with a subscription block open or not) must send DISCONNECT 0x00 so that
+Mosquitto ends the session normally and discards the will ([MQTT-3.1.2-8], [MQTT-3.14.4-3]),
+within the close grace, and raise nothing but what the caller's own scope expects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import pytest
+import trio
+
+import trio_mqtt
+from tests.integration.test_client import VERSIONS, unique
+from tests.mosquitto import Mosquitto, TLSFiles
+from trio_mqtt import MQTTClient, ProtocolVersion, TLSConfig, Will
+from trio_mqtt._link import CLOSE_GRACE
+
+Opener = Callable[[], AbstractAsyncContextManager[MQTTClient]]
+WAYS = ["move_on_after", "fail_after", "service_task", "subscription_open"]
+
+
+async def leave_by_cancellation(way: str, open_client: Opener) -> float:
+    """Open a client and leave its block the ``way`` given; return the seconds from the
+    cancellation to the block's exit."""
+    cancelled_at = 0.0
+
+    if way == "service_task":
+
+        async def service(*, task_status: trio.TaskStatus[MQTTClient]) -> None:
+            async with open_client() as client:
+                task_status.started(client)
+                await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service)
+            cancelled_at = time.monotonic()
+            nursery.cancel_scope.cancel()
+        return time.monotonic() - cancelled_at
+
+    if way == "fail_after":
+        with pytest.raises(trio.TooSlowError):  # the caller's own timeout, bare
+            with trio.fail_after(60) as scope:
+                async with open_client():
+                    cancelled_at = time.monotonic()
+                    scope.deadline = trio.current_time()  # the deadline passes now
+                    await trio.sleep_forever()
+        return time.monotonic() - cancelled_at
+
+    with trio.move_on_after(60) as scope:
+        async with open_client() as client:
+            cancelled_at = time.monotonic()
+            scope.deadline = trio.current_time()
+            if way == "subscription_open":
+                async with client.subscribe(unique("open/sub"), qos=1):
+                    await trio.sleep_forever()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    return time.monotonic() - cancelled_at
+
+
+@asynccontextmanager
+async def will_watcher(
+    url: str, topic: str, **options: object
+) -> AsyncIterator[Callable[[], AbstractAsyncContextManager[None]]]:
+    """A client subscribed to the will topic; yields a check that nothing but a sentinel
+    arrived there (order on one topic is kept, so a will published earlier comes first)."""
+    async with (
+        trio_mqtt.open_client(url, **options) as watcher,  # type: ignore[arg-type]
+        watcher.subscribe(topic, qos=1) as messages,
+    ):
+
+        @asynccontextmanager
+        async def no_will() -> AsyncIterator[None]:
+            yield
+            await watcher.publish(topic, b"sentinel", qos=1)
+            assert (await messages.receive()).payload == b"sentinel"
+
+        yield no_will
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_leaving_by_cancellation_disconnects_cleanly(
+    mosquitto_tls: Mosquitto,
+    tls_files: TLSFiles,
+    version: ProtocolVersion,
+    transport: str,
+    way: str,
+) -> None:
+    options: dict[str, object] = {"protocol": version}
+    url = mosquitto_tls.url
+    if transport == "tls":
+        url = f"mqtts://localhost:{mosquitto_tls.tls_port}"
+        options["tls"] = TLSConfig(ca_file=tls_files.ca_pem)
+    client_id = unique("leaver")
+    will_topic = unique("will")
+
+    def open_client() -> AbstractAsyncContextManager[MQTTClient]:
+        return trio_mqtt.open_client(
+            url,
+            client_id=client_id,
+            will=Will(will_topic, b"died", qos=1),
+            **options,  # type: ignore[arg-type]
+        )
+
+    with trio.fail_after(10):
+        async with will_watcher(url, will_topic, **options) as no_will, no_will():
+            elapsed = await leave_by_cancellation(way, open_client)
+            log = await mosquitto_tls.wait_for_log(f"Client {client_id} disconnected.")
+    assert f"Client {client_id} closed its connection" not in log
+    assert elapsed < CLOSE_GRACE  # no stall: the DISCONNECT goes at once
+
+
+async def test_the_check_sees_a_will(
+    mosquitto_tls: Mosquitto,
+) -> None:
+    """The checks above can fail: a client that vanishes without DISCONNECT is logged as
+    having closed its connection, and its will reaches the watcher before the sentinel."""
+    client_id = unique("vanisher")
+    will_topic = unique("will")
+    with trio.fail_after(10):
+        async with will_watcher(mosquitto_tls.url, will_topic) as no_will:
+            with pytest.raises(AssertionError):
+                async with no_will():
+                    with pytest.raises(trio_mqtt.ConnectionLostError):
+                        async with trio_mqtt.open_client(
+                            mosquitto_tls.url,
+                            client_id=client_id,
+                            will=Will(will_topic, b"died", qos=1),
+                            reconnect=None,
+                        ) as client:
+                            await trio.aclose_forcefully(client._link.stream)  # type: ignore[union-attr]
+                            await trio.sleep_forever()
+            await mosquitto_tls.wait_for_log(
+                f"Client {client_id} closed its connection."
+            )
