@@ -3,6 +3,7 @@ connection's life in _supervisor, inbound routing in _router."""
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, final
@@ -428,6 +429,42 @@ class MQTTClient:
             leave=self._leave_subscription,
         )
 
+    async def unsubscribe(self, *topic_filters: str) -> None:
+        """End the broker's subscriptions to ``topic_filters`` that no live subscription block
+        uses: typically those a persistent session kept from an earlier run (a subscription
+        block left by an exception or a cancellation keeps them, see :meth:`subscribe`).
+
+        Waits until connected, then for the UNSUBACK. Messages of these filters still on
+        their way are acknowledged and dropped.
+
+        Raises:
+            UnsubscribeError: the broker refused (``reason_code`` says why; MQTT 5). "No
+                subscription existed" (0x11) is not an error.
+            ValueError: an invalid topic filter, none given, or one a live subscription block
+                uses (leave that block instead).
+            ConnectionLostError: the client stopped reconnecting.
+            trio.ClosedResourceError: the client is closed.
+        """
+        if not topic_filters:
+            raise ValueError("unsubscribe() needs at least one topic filter")
+        filters = [validate_topic_filter(f) for f in dict.fromkeys(topic_filters)]
+        live = {f for s in self._router.subscriptions for f in s.filters}
+        used = [f for f in filters if f in live]
+        if used:
+            raise ValueError(
+                f"{used[0]!r} is used by a live subscription block: leave that block instead"
+            )
+        self._router.forget(filters)
+        while True:
+            await self.wait_connected()
+            link = self._link
+            assert link is not None
+            ack = await self._request(functools.partial(link.conn.unsubscribe, filters))
+            if ack is not None:
+                _check_unsuback(ack)
+                return
+            # lost before UNSUBACK: ask the next connection
+
     def _queue_subscribe(self, subscription: Subscription) -> int:
         assert self._link is not None
         properties = EMPTY_PROPERTIES
@@ -509,15 +546,8 @@ class MQTTClient:
                 ack = await self._request(lambda: link.conn.unsubscribe(filters))
             except (trio.ClosedResourceError, MQTTError):
                 return  # the client closed or failed meanwhile: the UNSUBSCRIBE is moot
-            failed = (
-                [c for c in ack.reason_codes if c.is_failure]
-                if isinstance(ack, UnsubscribeAcknowledged)
-                else []
-            )
-            if failed and ack is not None:
-                raise UnsubscribeError(
-                    failed[0], reason_string=ack.properties.reason_string
-                )
+            if ack is not None:
+                _check_unsuback(ack)
 
     # -- the supervisor's side (LinkOwner) ------------------------------------------------------
 
@@ -626,6 +656,14 @@ class MQTTClient:
         self._state_changed(ClientState.CLOSED, None)
         for watcher in self._watchers:
             watcher._end()
+
+
+def _check_unsuback(ack: _AckEvent) -> None:
+    """Raise UnsubscribeError for the first failure reason code of an UNSUBACK."""
+    if isinstance(ack, UnsubscribeAcknowledged):
+        for code in ack.reason_codes:
+            if code.is_failure:
+                raise UnsubscribeError(code, reason_string=ack.properties.reason_string)
 
 
 def _drop_none(**values: object) -> dict[str, Any]:

@@ -253,6 +253,12 @@ class Router:
         self.known = self.known.difference(filters)
         self._routes.clear()
 
+    def forget(self, filters: list[str]) -> None:
+        """The application unsubscribes from ``filters``: their messages still on the way
+        are acknowledged and dropped (they are "known", see Orphans)."""
+        self.known = self.known.union(filters)
+        self._routes.clear()
+
     def add(self, subscription: Subscription) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)

@@ -141,3 +141,85 @@ async def test_the_check_sees_a_will(
             await mosquitto_tls.wait_for_log(
                 f"Client {client_id} closed its connection."
             )
+
+
+async def _run_until_cancelled(
+    url: str, client_id: str, topic: str, **options: object
+) -> None:
+    """A program with a persistent session, subscribed, stopped by cancellation."""
+    with trio.move_on_after(60) as scope:
+        async with (
+            trio_mqtt.open_client(url, client_id=client_id, **options) as client,  # type: ignore[arg-type]
+            client.subscribe(topic, qos=1),
+        ):
+            scope.cancel()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+
+
+async def _publish_while_away(url: str, topic: str, count: int) -> None:
+    async with trio_mqtt.open_client(url) as publisher:
+        for n in range(count):
+            await publisher.publish(topic, b"%d" % n, qos=1)
+
+
+def _persistent(version: ProtocolVersion) -> dict[str, object]:
+    # MQTT 5: a session expiry keeps the session; 3.1.1: clean session off ([MQTT-3.1.2-4])
+    options: dict[str, object] = {"protocol": version, "clean_start": False}
+    if version is ProtocolVersion.V5:
+        options["session_expiry"] = 300
+    return options
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_persistent_session_keeps_its_subscriptions_across_a_stop(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> None:
+    """The natural program (client block, subscription block inside) stopped by cancellation
+    does not unsubscribe: what is published while it is away arrives when it restarts."""
+    client_id, topic = unique("persistent"), unique("persist/t")
+    options = _persistent(version)
+    with trio.fail_after(10):
+        await _run_until_cancelled(mosquitto.url, client_id, topic, **options)
+        await _publish_while_away(mosquitto.url, topic, 3)
+        async with (
+            trio_mqtt.open_client(
+                mosquitto.url, client_id=client_id, **options
+            ) as client,  # type: ignore[arg-type]
+            client.subscribe(topic, qos=1) as messages,
+        ):
+            assert client.session_present
+            got = [(await messages.receive()).payload for _ in range(3)]
+    assert got == [b"0", b"1", b"2"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_unsubscribe_ends_a_kept_subscription(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> None:
+    """client.unsubscribe() ends what a stopped program kept; a subscription block left
+    normally unsubscribes too. Either way nothing published afterwards is queued."""
+    client_id, kept, left = unique("persistent"), unique("kept/t"), unique("left/t")
+    options = _persistent(version)
+    with trio.fail_after(10):
+        await _run_until_cancelled(mosquitto.url, client_id, kept, **options)
+        async with trio_mqtt.open_client(
+            mosquitto.url, client_id=client_id, **options
+        ) as client:  # type: ignore[arg-type]
+            await client.unsubscribe(kept)
+            with pytest.raises(ValueError, match="live subscription"):
+                async with client.subscribe(left, qos=1):  # left by an error: kept
+                    await client.unsubscribe(left)
+            async with client.subscribe(left, qos=1):
+                pass  # left normally: UNSUBSCRIBE
+        for topic in (kept, left):
+            await _publish_while_away(mosquitto.url, topic, 1)
+        async with (
+            trio_mqtt.open_client(
+                mosquitto.url, client_id=client_id, **options
+            ) as client,  # type: ignore[arg-type]
+            client.subscribe(kept, left, "sentinel/" + client_id, qos=1) as messages,
+        ):
+            await client.publish("sentinel/" + client_id, b"sentinel", qos=1)
+            # anything queued for the session arrives first (right after CONNACK)
+            assert (await messages.receive()).payload == b"sentinel"

@@ -53,4 +53,6 @@ async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
             nursery.cancel_scope.cancel()  # the script
     await broker.stream.aclose()
     # without reconnecting, both then fail with the connection's error
-    assert [type(o) for o in outcomes] == [RemoteProtocolError, RemoteProtocolError], outcomes
+    assert [type(o) for o in outcomes] == [RemoteProtocolError, RemoteProtocolError], (
+        outcomes
+    )
