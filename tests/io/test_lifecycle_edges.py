@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+
 import pytest
 import trio
 import trio.testing
@@ -10,7 +13,8 @@ import trio_mqtt
 from tests import wire
 from tests.io.scripted import ScriptedBroker
 from tests.io.test_scripted_broker import _accept
-from trio_mqtt import QoS, RemoteProtocolError
+from trio_mqtt import ConnectionLostError, QoS, RemoteProtocolError
+from trio_mqtt.lowlevel import PubAck, Subscribe
 
 
 async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
@@ -56,3 +60,74 @@ async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
     assert [type(o) for o in outcomes] == [RemoteProtocolError, RemoteProtocolError], (
         outcomes
     )
+
+
+@pytest.fixture(params=["memory", "socket"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedBroker]:
+    broker = ScriptedBroker(socket=request.param == "socket")
+    yield broker
+    await broker.stream.aclose()
+
+
+@pytest.mark.parametrize("activity", ["idle", "qos0", "qos1", "subscribed"])
+async def test_a_silent_broker_is_detected_whatever_the_application_does(
+    broker: ScriptedBroker, autojump_clock: trio.testing.MockClock, activity: str
+) -> None:
+    """Keep alive 10 s. The broker reads everything but goes silent at t=20 (after streaming
+    messages to a subscriber until then). Whether the application is idle or keeps sending,
+    the client pings once nothing arrived for a keep alive interval and gives up when the
+    PINGRESP is overdue: 1.5 x keep alive after the last packet received. Before,
+    a client that kept publishing never pinged and never noticed."""
+    silent_from = 20.0
+    last_sent = 0.0  # by the broker: CONNACK, or the last message
+
+    async def script() -> None:
+        nonlocal last_sent
+        await _accept(broker)
+        if activity == "subscribed":
+            subscribe = await broker.expect(Subscribe)
+            assert isinstance(subscribe, Subscribe)
+            await broker.send(wire.suback(subscribe.packet_id, 1))
+            n = 0
+            while trio.current_time() < silent_from:
+                n += 1
+                await broker.send(wire.publish("t", b"m", qos=1, packet_id=n))
+                last_sent = trio.current_time()
+                await broker.expect(PubAck)
+                await trio.sleep(1)
+        while await broker.receive() is not None:
+            pass  # reads on, answers nothing: a black hole
+
+    async def keep_busy(client: trio_mqtt.MQTTClient, nursery: trio.Nursery) -> None:
+        while True:
+            if activity == "qos0":
+                await client.publish("t", b"x")
+            elif activity == "qos1":  # each waits for a PUBACK that never comes
+                nursery.start_soon(functools.partial(client.publish, "t", b"x", qos=1))
+            await trio.sleep(0.5)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with (
+            trio.fail_after(100),  # virtual seconds
+            pytest.raises(ConnectionLostError, match="did not answer PINGREQ"),
+        ):
+            async with (
+                trio_mqtt.open_client(
+                    transport_factory=broker.factory, keepalive=10, reconnect=None
+                ) as client,
+                trio.open_nursery() as tasks,
+            ):
+                if activity == "subscribed":
+                    tasks.start_soon(subscribed, client)
+                else:
+                    tasks.start_soon(keep_busy, client, tasks)
+                await trio.sleep_forever()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() == pytest.approx(last_sent + 15)
+
+
+async def subscribed(client: trio_mqtt.MQTTClient) -> None:
+    async with client.subscribe("t", qos=1) as messages:
+        async for _ in messages:
+            pass

@@ -421,10 +421,29 @@ def test_an_overdue_pingresp_is_not_held_against_the_broker_while_not_reading() 
     assert conn.handle_timeout(now=120, reading=False) == []
     assert drain(conn, 120) == [PingReq()]
     # reading again, the broker's answers arrive; had they not, it would have been dead
-    feed(conn, PingResp(), PingResp())
+    conn.receive_data(encode_packet(PingResp(), conn.version) * 2, now=120)  # at t=120
     assert conn.next_deadline() == 180
     assert conn.handle_timeout(now=180) == []
     assert drain(conn, 180) == [PingReq()]
     assert [type(e).__name__ for e in conn.handle_timeout(now=210)] == [
+        "KeepAliveExpired"
+    ]
+
+
+def test_keep_alive_counts_silence_from_the_broker_too() -> None:
+    """A client that keeps sending has no idle time in which [MQTT-3.1.2-20] asks for a
+    PINGREQ; it pings anyway once nothing was received for a keep alive interval, so a
+    silent broker is found within 1.5x keep alive of its last packet (section 3.1.2.10)."""
+    conn, _ = connected(SessionState())  # keep alive 60 s, CONNACK at 0
+    for now in range(5, 60, 5):
+        conn.publish("t", b"x")
+        conn.data_to_send(now=now)  # sending every 5 s
+        assert conn.handle_timeout(now=now) == []
+    assert conn.next_deadline() == 60  # 60 s after the last packet received
+    assert conn.handle_timeout(now=60) == []
+    assert PacketReader(version=conn.version).feed(conn.data_to_send(now=60)) == [
+        PingReq()
+    ]
+    assert [type(e).__name__ for e in conn.handle_timeout(now=90)] == [
         "KeepAliveExpired"
     ]

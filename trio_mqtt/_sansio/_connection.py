@@ -125,6 +125,7 @@ class MQTTConnection:
         "_backlog",
         "_inbound_aliases",
         "_inflight",
+        "_last_received",
         "_last_sent",
         "_out",
         "_out_size",
@@ -166,6 +167,7 @@ class MQTTConnection:
         self._out: list[bytes] = []
         self._out_size = 0  # bytes in _out
         self._last_sent = 0.0
+        self._last_received = 0.0
         self._pong_deadline: float | None = None
         # The PINGREQs awaiting PINGRESP, oldest first: the session's completion count when each
         # was sent (a PINGRESP confirms the inbound QoS 2 flows completed before it).
@@ -208,7 +210,7 @@ class MQTTConnection:
         self.keep_alive = float(packet.keep_alive)
         self.auth_method = packet.properties.authentication_method if self._v5 else None
         self._send(packet)
-        self._last_sent = now
+        self._last_sent = self._last_received = now
         self.state = ConnectionState.CONNECTING
 
     def _require_connected(self) -> None:
@@ -427,17 +429,24 @@ class MQTTConnection:
     # -- keep alive ------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When :meth:`handle_timeout` next has work: the PINGRESP deadline, else the next PINGREQ."""
+        """When :meth:`handle_timeout` next has work: the PINGRESP deadline, else the next
+        PINGREQ (a keep alive interval after the last packet sent or received, whichever is
+        older)."""
         if self.state is not ConnectionState.CONNECTED or not self.keep_alive:
             return None
         if self._pong_deadline is not None:
             return self._pong_deadline
-        return self._last_sent + self.keep_alive
+        last = self._last_sent
+        if self._last_received < last:
+            last = self._last_received
+        return last + self.keep_alive
 
     def handle_timeout(self, *, now: float, reading: bool = True) -> list[Event]:
-        """Queue PINGREQ when idle for the keep alive interval ([MQTT-3.1.2-20]); report a broker that
-        did not answer within half the interval after that, i.e. 1.5x keep alive after the last
-        packet we sent (section 3.1.2.10: the client closes the connection).
+        """Queue PINGREQ after a keep alive interval without sending anything ([MQTT-3.1.2-20]),
+        or without receiving anything: a client that keeps publishing to a broker gone silent
+        (a black hole) must notice too. Report a broker that did not answer within half the
+        interval after that, i.e. at most 1.5x keep alive after the last packet it sent us
+        (section 3.1.2.10: the client closes the connection).
 
         ``reading=False``: the I/O layer is not reading (it waits for the application to take
         messages), so a PINGRESP may be waiting unread: an overdue one is not held against the
@@ -451,6 +460,7 @@ class MQTTConnection:
                 self.state = ConnectionState.CLOSED
                 return [KeepAliveExpired()]
             self._pong_deadline = None
+            self._last_received = now  # not reading: silence proves nothing
             if now < self._last_sent + self.keep_alive:
                 return []
         self._ping()
@@ -470,6 +480,7 @@ class MQTTConnection:
             RemoteProtocolError: the server broke the protocol; a DISCONNECT with its reason code
                 is already queued (MQTT 5), and the connection is closed.
         """
+        self._last_received = now
         try:
             packets = self._reader.feed(data)
             events: list[Event] = []
