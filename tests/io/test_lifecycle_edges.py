@@ -13,8 +13,14 @@ import trio_mqtt
 from tests import wire
 from tests.io.scripted import ScriptedBroker
 from tests.io.test_scripted_broker import _accept
-from trio_mqtt import ConnectionLostError, QoS, RemoteProtocolError
-from trio_mqtt.lowlevel import PubAck, Subscribe
+from trio_mqtt import (
+    ConnectionLostError,
+    ProtocolVersion,
+    QoS,
+    ReasonCode,
+    RemoteProtocolError,
+)
+from trio_mqtt.lowlevel import Connect, Disconnect, PubAck, Subscribe
 
 
 async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
@@ -131,3 +137,37 @@ async def subscribed(client: trio_mqtt.MQTTClient) -> None:
     async with client.subscribe("t", qos=1) as messages:
         async for _ in messages:
             pass
+
+
+@pytest.mark.parametrize("version", [ProtocolVersion.V5, ProtocolVersion.V311])
+async def test_session_present_after_a_clean_start_closes_the_connection(
+    version: ProtocolVersion,
+) -> None:
+    """[MQTT-3.2.2-4]: the client has no session state (it asked for a clean start), so a
+    CONNACK with Session Present = 1 ends the connection (MQTT 5: DISCONNECT 0x82)."""
+    broker = ScriptedBroker(version)
+    v5 = version is ProtocolVersion.V5
+    seen: list[object] = []
+
+    async def script() -> None:
+        connect = await broker.expect(Connect)
+        assert isinstance(connect, Connect)
+        assert connect.clean_start
+        await broker.send(
+            wire.connack(session_present=True, properties=b"\x00" if v5 else None)
+        )
+        seen.append(await broker.receive())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(script)
+            with pytest.raises(RemoteProtocolError, match="clean start"):
+                async with trio_mqtt.open_client(
+                    transport_factory=broker.factory, protocol=version, reconnect=None
+                ):
+                    pytest.fail("connected")
+    if v5:
+        assert seen == [Disconnect(reason_code=ReasonCode.PROTOCOL_ERROR)]
+    else:
+        assert seen == [None]  # 3.1.1: the connection is closed
+    await broker.stream.aclose()

@@ -123,6 +123,7 @@ class MQTTConnection:
 
     __slots__ = (
         "_backlog",
+        "_clean_start",
         "_inbound_aliases",
         "_inflight",
         "_last_received",
@@ -168,6 +169,7 @@ class MQTTConnection:
         self._out_size = 0  # bytes in _out
         self._last_sent = 0.0
         self._last_received = 0.0
+        self._clean_start = True  # what CONNECT asked for
         self._pong_deadline: float | None = None
         # The PINGREQs awaiting PINGRESP, oldest first: the session's completion count when each
         # was sent (a PINGRESP confirms the inbound QoS 2 flows completed before it).
@@ -209,6 +211,7 @@ class MQTTConnection:
             )
         self.keep_alive = float(packet.keep_alive)
         self.auth_method = packet.properties.authentication_method if self._v5 else None
+        self._clean_start = packet.clean_start
         self._send(packet)
         self._last_sent = self._last_received = now
         self.state = ConnectionState.CONNECTING
@@ -511,6 +514,12 @@ class MQTTConnection:
         if packet.reason_code.is_failure:
             self.state = ConnectionState.CLOSED
             return [ConnectionRefused(packet)]
+        if packet.session_present and self._clean_start:
+            # A broker that resumes a session we asked it to discard: our state and its
+            # disagree, so neither side's resends can be trusted ([MQTT-3.2.2-4]).
+            raise RemoteProtocolError(
+                "CONNACK says a session is present although CONNECT asked for a clean start"
+            )
         self.state = ConnectionState.CONNECTED
         self.server = ServerLimits.from_connack(packet.properties)
         if self.server.server_keep_alive is not None:
