@@ -16,9 +16,14 @@ Orphans. A resumed session's queue arrives right after CONNACK, before the appli
 process, say) has opened the subscription it is for. A QoS 1/2 message whose topic matches no
 filter this client has subscribed to is therefore held, unacknowledged, and handed to the first
 subscription that matches it; if none ever does, it is redelivered to the next connection of the
-session. Holding is bounded (``ORPHAN_LIMIT``, and never more than half our Receive Maximum):
-beyond that the oldest orphan is acknowledged and dropped, with a warning. A message matching a
-filter this client unsubscribed from is acknowledged at once (in flight when we unsubscribed).
+session. Nothing is ever acknowledged and then dropped. A message matching a filter this client
+unsubscribed from is acknowledged at once (in flight when we unsubscribed).
+
+Bounds. Every QoS 1/2 message routed (buffered by subscriptions, or held) stays unacknowledged
+until the application takes it, so our Receive Maximum bounds them all: an MQTT 5 broker sends
+no more ([MQTT-3.3.4-9]). MQTT 3.1.1 has no way to announce it, so the broker may send more;
+there the reader waits, reading nothing, while ``receive_maximum`` routed messages are
+unacknowledged (backpressure instead of a disconnect over a limit the broker never heard of).
 """
 
 from __future__ import annotations
@@ -26,16 +31,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ._enums import ProtocolVersion
 from ._message import Message, new_message
 from ._sansio._connection import ConnectionState, MQTTConnection
 from ._sansio._packets import Publish
 from ._subscription import Subscription
+from ._sync import Waiters
 from ._topics import topic_matches
 
 log = logging.getLogger("trio_mqtt")
 
-#: The most QoS 1/2 messages held for a subscription not yet opened (see "Orphans").
-ORPHAN_LIMIT = 1000
 #: The most topics whose routes are remembered.
 ROUTE_CACHE_SIZE = 1024
 
@@ -90,6 +95,8 @@ class Router:
     """Routes inbound PUBLISHes of one client to its subscriptions."""
 
     __slots__ = (
+        "_limit",
+        "_room",
         "_routes",
         "_wake",
         "conn",
@@ -98,6 +105,7 @@ class Router:
         "known",
         "orphans",
         "subscriptions",
+        "unacked",
     )
 
     def __init__(self, wake: Callable[[], None]) -> None:
@@ -109,6 +117,11 @@ class Router:
         self.known = NO_FILTERS  # replaced as it grows (rarely)
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
         self.conn: MQTTConnection | None = None
+        #: QoS 1/2 messages routed on this connection and not yet acknowledged (see Bounds)
+        self.unacked = 0
+        # the most of them before the reader waits (MQTT 3.1.1 only: see Bounds)
+        self._limit = 1 << 62
+        self._room = Waiters()  # the reader, waiting for unacked to fall below _limit
         self._wake = wake
         # topic -> (subscription identifiers, the subscriptions it routes to)
         self._routes: dict[str, tuple[tuple[int, ...], tuple[Subscription, ...]]] = {}
@@ -116,6 +129,9 @@ class Router:
     def new_connection(self, conn: MQTTConnection, session_present: bool) -> None:
         """A new connection is up; without the session, no redelivery will come."""
         self.conn = conn
+        self.unacked = 0
+        v311 = conn.version is ProtocolVersion.V311
+        self._limit = conn.receive_maximum if v311 else 1 << 62
         if not session_present:
             self.held.clear()
 
@@ -124,6 +140,9 @@ class Router:
         if conn is self.conn and conn.state is ConnectionState.CONNECTED:
             conn.acknowledge(delivery.packet_id)
             self._wake()
+            self.unacked -= 1
+            if self._room.count and self.unacked < self._limit:
+                self._room.wake_all()
             # Forgotten now: once a PUBACK may have left, a PUBLISH reusing the id is a new
             # message, DUP or not ([MQTT-4.3.2-5]); QoS 2 is guarded by the session's inbound
             # state instead. A redelivery of this one is then a QoS 1 duplicate (allowed).
@@ -176,6 +195,8 @@ class Router:
         subscription buffer (then :meth:`route` waits for room: backpressure)."""
         targets = self._targets(publish)
         if publish.qos:
+            if self.unacked >= self._limit:
+                return False  # MQTT 3.1.1: wait for room (see Bounds)
             self._route_acknowledged(publish, targets)
             return True
         if len(targets) == 1:  # the common case: one test and one append
@@ -201,6 +222,14 @@ class Router:
             for subscription in targets:
                 await subscription._deliver(message)
             return
+        if self.unacked >= self._limit:
+            log.debug(
+                "%d messages unacknowledged (receive_maximum): reading paused",
+                self.unacked,
+            )
+            while self.unacked >= self._limit:
+                await self._room.wait()
+            targets = self._targets(publish)  # the subscriptions may have changed
         self._route_acknowledged(publish, targets)
 
     def _route_acknowledged(
@@ -216,11 +245,13 @@ class Router:
             if publish.dup:
                 # The resumed session's redelivery of a message the application already has.
                 held.conn = conn
+                self.unacked += 1
                 if held.pending == 0:
                     self._acknowledge(held)
                 return
             del self.held[packet_id]  # not a redelivery: the old one is moot
         delivery = _Delivery(self, conn, packet_id, len(targets) or 1)
+        self.unacked += 1
         if not targets:
             if any(topic_matches(f, publish.topic) for f in self.known):
                 delivery.release()  # in flight when we unsubscribed: acknowledge it
@@ -237,15 +268,12 @@ class Router:
 
     def _hold_orphan(self, publish: Publish, delivery: _Delivery) -> None:
         self.held[delivery.packet_id] = delivery
-        self.orphans.append((publish, delivery))
-        conn = delivery.conn
-        if len(self.orphans) > max(1, min(ORPHAN_LIMIT, conn.receive_maximum // 2)):
-            old, dropped = self.orphans.pop(0)
-            log.warning(
-                "no subscription for a queued message on %r: acknowledged and dropped",
-                old.topic,
+        if not self.orphans:
+            log.info(
+                "holding queued messages for a subscription not opened yet (first on %r)",
+                publish.topic,
             )
-            dropped.release()
+        self.orphans.append((publish, delivery))
 
     def keep(self, filters: list[str]) -> None:
         """The broker keeps subscriptions to ``filters`` that no live subscription has (a

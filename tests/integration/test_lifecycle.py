@@ -8,6 +8,7 @@ within the close grace, and raise nothing but what the caller's own scope expect
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -144,13 +145,13 @@ async def test_the_check_sees_a_will(
 
 
 async def _run_until_cancelled(
-    url: str, client_id: str, topic: str, **options: object
+    url: str, client_id: str, *topics: str, **options: object
 ) -> None:
     """A program with a persistent session, subscribed, stopped by cancellation."""
     with trio.move_on_after(60) as scope:
         async with (
             trio_mqtt.open_client(url, client_id=client_id, **options) as client,  # type: ignore[arg-type]
-            client.subscribe(topic, qos=1),
+            client.subscribe(*topics, qos=2),
         ):
             scope.cancel()
             await trio.sleep_forever()
@@ -223,3 +224,83 @@ async def test_unsubscribe_ends_a_kept_subscription(
             await client.publish("sentinel/" + client_id, b"sentinel", qos=1)
             # anything queued for the session arrives first (right after CONNACK)
             assert (await messages.receive()).payload == b"sentinel"
+
+
+async def _publish_many(
+    url: str, topic: str, qos: int, count: int, **options: object
+) -> None:
+    """Publish ``count`` messages, 100 in flight at a time."""
+    async with trio_mqtt.open_client(url, **options) as publisher:  # type: ignore[arg-type]
+        for start in range(0, count, 100):
+            async with trio.open_nursery() as nursery:
+                for n in range(start, min(start + 100, count)):
+                    nursery.start_soon(
+                        functools.partial(publisher.publish, topic, b"%d" % n, qos=qos)
+                    )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_queued_messages_wait_for_a_late_subscription_and_none_is_dropped(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> None:
+    """A persistent subscriber restarts with 3,000 QoS 1 and 3,000 QoS 2 messages queued for
+    it, and opens its subscriptions only later. More arrive than the client holds for a
+    subscription not yet opened (1,000): it stops reading instead of acknowledging and
+    dropping them, and every message arrives, the QoS 2 ones once each."""
+    client_id, base = unique("late"), unique("late")
+    options = _persistent(version)
+    count = 3000
+    with trio.fail_after(30):
+        await _run_until_cancelled(
+            mosquitto.url, client_id, f"{base}/1", f"{base}/2", **options
+        )
+        for qos in (1, 2):
+            await _publish_many(
+                mosquitto.url, f"{base}/{qos}", qos, count, protocol=version
+            )
+        async with trio_mqtt.open_client(
+            mosquitto.url, client_id=client_id, **options
+        ) as client:  # type: ignore[arg-type]
+            assert client.session_present
+            await trio.sleep(0.5)  # the application is slow to subscribe: the scenario
+            got: dict[int, list[bytes]] = {1: [], 2: []}
+            async with (
+                client.subscribe(f"{base}/1", qos=1) as ones,
+                client.subscribe(f"{base}/2", qos=2) as twos,
+            ):
+                for qos, messages in ((1, ones), (2, twos)):
+                    while len(got[qos]) < count:
+                        got[qos].append((await messages.receive()).payload)
+    expected = [b"%d" % n for n in range(count)]
+    assert sorted(got[2], key=int) == expected  # QoS 2: each exactly once
+    assert set(got[1]) == set(expected)  # QoS 1: none lost
+
+
+async def test_an_unannounced_receive_maximum_is_not_enforced(
+    mosquitto: Mosquitto,
+) -> None:
+    """MQTT 3.1.1 has no Receive Maximum to announce, so the broker may send any number of
+    unacknowledged messages: a slow consumer with receive_maximum=10 must not disconnect
+    over it (it livelocked: 152 reconnects in 30 s). The client holds at most 10 of them
+    and stops reading until the application takes some (backpressure)."""
+    topic = unique("v311-slow")
+    count = 300
+    buffered: list[int] = []
+    with trio.fail_after(30):
+        async with (
+            trio_mqtt.open_client(
+                mosquitto.url, protocol=ProtocolVersion.V311, receive_maximum=10
+            ) as client,
+            client.subscribe(topic, qos=1) as messages,
+        ):
+            # all 300 are sent (and acknowledged by the broker) before we take one
+            await _publish_many(
+                mosquitto.url, topic, 1, count, protocol=ProtocolVersion.V311
+            )
+            got = []
+            for _ in range(count):
+                buffered.append(messages.statistics().buffered)
+                got.append((await messages.receive()).payload)
+            assert client.reconnects == 0
+    assert max(buffered) == 10  # held at the limit, never beyond
+    assert sorted(got, key=int) == [b"%d" % n for n in range(count)]

@@ -612,7 +612,8 @@ class MQTTConnection:
         else:
             mark = 0
         if (
-            len(unacked) + len(inbound) >= self.receive_maximum
+            self._v5  # 3.1.1 has no way to announce it: never enforce it there
+            and len(unacked) + len(inbound) >= self.receive_maximum
             and (
                 len(unacked) + sum(1 for p in inbound if p not in unacked)
                 >= self.receive_maximum  # an acknowledged QoS 2 id waiting for its PUBREC is in both
