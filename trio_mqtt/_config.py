@@ -137,6 +137,10 @@ class ReconnectPolicy:
             never).
         retry_first_connect: also retry the very first connection (wait for the broker to come
             up) instead of raising :class:`ConnectError` at once.
+        stable_after: a connection lost less than this many seconds after its CONNACK counts
+            as a failed attempt: the delays keep growing, and none is shorter than
+            ``initial_delay`` (a broker that accepts and then drops every connection is not
+            hammered).
     """
 
     initial_delay: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
@@ -145,10 +149,15 @@ class ReconnectPolicy:
     max_attempts: int | None = None
     give_up_after: float | None = None
     retry_first_connect: bool = False
+    stable_after: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
 
-    def delay(self, attempt: int, random: Callable[[], float]) -> float:
-        """The delay before attempt ``attempt`` (1-based); ``random()`` is uniform on [0, 1)."""
+    def delay(
+        self, attempt: int, random: Callable[[], float], *, floor: bool = False
+    ) -> float:
+        """The delay before attempt ``attempt`` (1-based); ``random()`` is uniform on [0, 1).
+        ``floor``: at least ``initial_delay`` (after a connection that did not last)."""
         bound = min(
             self.max_delay, self.initial_delay * self.multiplier ** min(attempt - 1, 64)
         )
-        return bound * random()
+        delay = bound * random()
+        return max(delay, min(self.initial_delay, self.max_delay)) if floor else delay

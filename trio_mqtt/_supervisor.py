@@ -58,6 +58,7 @@ _FATAL_REFUSALS = frozenset(
 # Another connection took our client id over: fighting back would flap both forever.
 _FATAL_DISCONNECTS = frozenset({ReasonCode.SESSION_TAKEN_OVER})
 _REDIRECTS = frozenset({ReasonCode.USE_ANOTHER_SERVER, ReasonCode.SERVER_MOVED})
+_OVERRUN = ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
 
 StreamOpener = Callable[[Endpoint], Awaitable[trio.abc.Stream]]
 
@@ -245,12 +246,15 @@ class Supervisor:
         error: MQTTError | None = None
         attempt = 0  # failed attempts since the last success
         immediate = False  # the next attempt needs no backoff
+        floor = (
+            False  # the last connection did not last: no delay under the initial one
+        )
         down_since = trio.current_time()
         while True:
             endpoint = self._next_endpoint(error) if error else self.endpoint
             if error is not None and not immediate:
                 assert policy is not None
-                delay = policy.delay(attempt + 1, self._random)
+                delay = policy.delay(attempt + 1, self._random, floor=floor)
                 self.owner._state_changed(
                     ClientState.RECONNECTING
                     if self.started
@@ -272,12 +276,16 @@ class Supervisor:
                 if self._closing:
                     return  # the application is leaving: a failed attempt is moot
                 error = exc
-                attempt += 1
+                if getattr(exc, "reason_code", None) is _OVERRUN and attempt:
+                    floor = True  # the broker is up, only buggy: do not escalate
+                else:
+                    attempt += 1
                 immediate = self._immediate(exc, attempt)
                 if not immediate and not self._may_retry(exc, attempt, down_since):
                     raise
                 continue
             self._redirects = 0
+            connected_at = trio.current_time()
             self._after_connack(connack)
             if self.started:
                 self.reconnects += 1
@@ -297,8 +305,19 @@ class Supervisor:
                 ClientState.RECONNECTING, Disconnected(cause=error)
             )
             log.warning("connection lost: %s", error)
-            down_since = trio.current_time()
-            attempt = 0
+            now = trio.current_time()
+            floor = policy is not None and now - connected_at < policy.stable_after
+            if floor and getattr(error, "reason_code", None) is not _OVERRUN:
+                # Lost right after CONNACK (a broker that accepts, then closes or breaks
+                # the protocol): a failed attempt, so the backoff goes on growing instead
+                # of starting over (which made a reconnect every few milliseconds).
+                attempt += 1
+            else:
+                # A connection that lasted, or one we ended because the broker sent more
+                # than our Receive Maximum (a broker bug, not a broker down: BROKERS.md):
+                # start over, still never sooner than the initial delay after a short one.
+                down_since = now
+                attempt = 0
             immediate = self._immediate(error, attempt)
             if not immediate and not self._may_retry(error, attempt, down_since):
                 raise error

@@ -213,7 +213,11 @@ async def test_without_reconnect_a_cut_raises(mosquitto: Mosquitto) -> None:
 
 
 async def test_gives_up_after_max_attempts(mosquitto: Mosquitto) -> None:
-    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.01, max_attempts=3)
+    # stable_after=0: the connection cut below counts as having lasted (by default one
+    # lost within 5 s of its CONNACK is itself a failed attempt)
+    policy = ReconnectPolicy(
+        initial_delay=0.01, max_delay=0.01, max_attempts=3, stable_after=0
+    )
     with trio.fail_after(10), pytest.raises(trio_mqtt.ConnectError):
         async with (
             open_proxy(mosquitto.port) as proxy,
