@@ -386,6 +386,7 @@ class MQTTClient:
         retain_handling: RetainHandling | int = RetainHandling.SEND_ON_SUBSCRIBE,
         buffer_size: int | None = None,
         manual_ack: bool = False,
+        ack_on_arrival: bool = False,
     ) -> Subscription:
         """Subscribe to one or more topic filters, as an async context manager and iterator.
 
@@ -397,6 +398,14 @@ class MQTTClient:
         options. With ``manual_ack=True``, QoS 1/2 messages are acknowledged to the broker only
         when the application calls :meth:`Message.ack`, so a crash before that means the broker
         delivers them again.
+
+        By default a QoS 1/2 message is acknowledged when the application takes it, so a crash
+        never loses one; but a broker that keeps few messages in flight (ejabberd keeps one)
+        then sends nothing more, to any subscription of the client, until this one is read
+        (head-of-line blocking). With ``ack_on_arrival=True`` a message is acknowledged as
+        soon as it is in this subscription's buffer, which then holds at most ``buffer_size``
+        messages of any QoS before the client stops reading the network: the other
+        subscriptions flow on, and what is buffered when the process dies is lost.
 
         Raises (on entering):
             SubscribeError: SUBACK refused at least one filter (``reason_codes`` says which).
@@ -421,10 +430,13 @@ class MQTTClient:
         size = self._buffer_size if buffer_size is None else buffer_size
         if size < 1:
             raise ValueError("buffer_size must be at least 1")
+        if manual_ack and ack_on_arrival:
+            raise ValueError("manual_ack and ack_on_arrival exclude each other")
         return Subscription(
             requests,
             buffer_size=size,
             manual_ack=manual_ack,
+            ack_on_arrival=ack_on_arrival,
             enter=self._enter_subscription,
             leave=self._leave_subscription,
         )

@@ -195,8 +195,8 @@ class Router:
         subscription buffer (then :meth:`route` waits for room: backpressure)."""
         targets = self._targets(publish)
         if publish.qos:
-            if self.unacked >= self._limit:
-                return False  # MQTT 3.1.1: wait for room (see Bounds)
+            if self.unacked >= self._limit or _full(targets) is not None:
+                return False  # wait for room (see Bounds)
             self._route_acknowledged(publish, targets)
             return True
         if len(targets) == 1:  # the common case: one test and one append
@@ -222,20 +222,24 @@ class Router:
             for subscription in targets:
                 await subscription._deliver(message)
             return
-        if self.unacked >= self._limit:
-            log.debug(
-                "%d messages unacknowledged (receive_maximum): reading paused",
-                self.unacked,
-            )
-            while self.unacked >= self._limit:
+        while True:
+            if self.unacked >= self._limit:
+                log.debug(
+                    "%d messages unacknowledged (receive_maximum): reading paused",
+                    self.unacked,
+                )
                 await self._room.wait()
+            elif (full := _full(targets)) is not None:
+                await full._senders.wait()  # an ack_on_arrival subscription's buffer
+            else:
+                break
             targets = self._targets(publish)  # the subscriptions may have changed
         self._route_acknowledged(publish, targets)
 
     def _route_acknowledged(
         self, publish: Publish, targets: tuple[Subscription, ...]
     ) -> None:
-        """QoS 1/2: never waits (the Receive Maximum bounds these buffers)."""
+        """QoS 1/2, once there is room (see Bounds): never waits."""
         conn = self.conn
         assert conn is not None
         packet_id = publish.packet_id
@@ -305,3 +309,11 @@ class Router:
             )
             subscription._deliver_nowait(message, handle)
         self.orphans = kept
+
+
+def _full(targets: tuple[Subscription, ...]) -> Subscription | None:
+    """The first ``ack_on_arrival`` subscription among ``targets`` with a full buffer."""
+    for subscription in targets:
+        if subscription.ack_on_arrival and subscription._full(every_qos=True):
+            return subscription
+    return None

@@ -56,7 +56,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     buffered, and the network reader never waits for a slow consumer on their account. QoS 0
     messages have no such flow control: at most ``buffer_size`` of them are buffered, then the
     client stops reading the network until the application catches up (backpressure; nothing is
-    dropped). Don't create it directly: call :meth:`MQTTClient.subscribe`.
+    dropped). With ``ack_on_arrival=True``, QoS 1/2 messages are acknowledged as they are
+    buffered, and ``buffer_size`` bounds them too. Don't create it directly: call
+    :meth:`MQTTClient.subscribe`.
     """
 
     def __init__(
@@ -65,12 +67,14 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         *,
         buffer_size: int,
         manual_ack: bool = False,
+        ack_on_arrival: bool = False,
         enter: Callable[[Subscription], Awaitable[None]],
         leave: Callable[[Subscription, BaseException | None], Awaitable[None]],
     ) -> None:
         self.requests = requests
         self._filters = tuple(r.topic_filter for r in requests)
         self.manual_ack = manual_ack
+        self.ack_on_arrival = ack_on_arrival
         self._buffer_size = buffer_size
         self._buffer: deque[Message] = deque()
         # the acknowledgement handles of the QoS 1/2 messages in _buffer, in the same order
@@ -181,6 +185,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             handle = self._handles.popleft()
             if not self.manual_ack:
                 handle.ack()  # handed over: now the broker may count it as delivered
+            if self._senders.count:  # the reader, waiting for room (ack_on_arrival)
+                self._senders.wake_one()
         return message
 
     async def aclose(self) -> None:
@@ -247,13 +253,17 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             return
         self._buffer.append(message)
         self._handles.append(handle)
+        if self.ack_on_arrival:
+            handle.ack()  # the broker may send the next one: bounded by _full(every_qos)
         self._delivered += 1
         if self._receivers.count:
             self._receivers.wake_one()
 
-    def _full(self) -> bool:
-        """Whether a QoS 0 message would have to wait for room."""
-        return self._qos0 >= self._buffer_size and not (self._closed or self._ended)
+    def _full(self, *, every_qos: bool = False) -> bool:
+        """Whether a QoS 0 message (``every_qos``: any message, for ``ack_on_arrival``)
+        would have to wait for room."""
+        count = len(self._buffer) if every_qos else self._qos0
+        return count >= self._buffer_size and not (self._closed or self._ended)
 
     def _offer(self, message: Message) -> bool:
         """Buffer a QoS 0 message if there is room (or drop it if the subscription is closed);

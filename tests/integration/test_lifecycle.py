@@ -17,6 +17,7 @@ import pytest
 import trio
 
 import trio_mqtt
+from tests.ejabberd import PASSWORD, USERNAME, Ejabberd
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, TLSFiles
 from trio_mqtt import MQTTClient, ProtocolVersion, TLSConfig, Will
@@ -304,3 +305,41 @@ async def test_an_unannounced_receive_maximum_is_not_enforced(
             assert client.reconnects == 0
     assert max(buffered) == 10  # held at the limit, never beyond
     assert sorted(got, key=int) == [b"%d" % n for n in range(count)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_ack_on_arrival_lets_other_subscriptions_flow(
+    ejabberd: Ejabberd, version: ProtocolVersion
+) -> None:
+    """ejabberd keeps one unacknowledged QoS 1 message in flight per client. Read three
+    subscriptions one after another: by default the first message for the second
+    subscription, unread, holds back everything else (head-of-line blocking; here a
+    deadlock, as the first subscription waits for messages that never come). With
+    ack_on_arrival each message is acknowledged once it is in its subscription's buffer."""
+    login: dict[str, object] = {"username": USERNAME, "password": PASSWORD}
+    base = unique("hol")
+    topics = [f"{base}/{n}" for n in range(3)]
+
+    async def read_in_turn(ack_on_arrival: bool) -> list[list[bytes]]:
+        async with (
+            trio_mqtt.open_client(
+                ejabberd.mqtt_url, protocol=version, **login
+            ) as client,  # type: ignore[arg-type]
+            client.subscribe(topics[0], qos=1, ack_on_arrival=ack_on_arrival) as a,
+            client.subscribe(topics[1], qos=1, ack_on_arrival=ack_on_arrival) as b,
+            client.subscribe(topics[2], qos=1, ack_on_arrival=ack_on_arrival) as c,
+        ):
+            async with trio_mqtt.open_client(
+                ejabberd.mqtt_url, protocol=version, **login
+            ) as publisher:  # type: ignore[arg-type]
+                for n in range(3):
+                    for topic in topics:  # interleaved: a0 b0 c0 a1 b1 c1 ...
+                        await publisher.publish(topic, b"%d" % n, qos=1)
+            return [[(await s.receive()).payload for _ in range(3)] for s in (a, b, c)]
+
+    with trio.fail_after(10):
+        got = await read_in_turn(ack_on_arrival=True)
+    assert got == [[b"0", b"1", b"2"]] * 3
+    with trio.move_on_after(2) as stalled:
+        await read_in_turn(ack_on_arrival=False)
+    assert stalled.cancelled_caught  # the trade-off the option exists for

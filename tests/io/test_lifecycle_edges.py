@@ -207,4 +207,6 @@ async def test_a_broker_that_drops_every_connection_is_not_hammered(
         nursery.cancel_scope.cancel()
     gaps = [b - a for a, b in itertools.pairwise(connections)]
     assert min(gaps) >= 0.1  # never sooner than the initial delay
-    assert len(connections) <= 12, len(connections)  # the bounds: 0.1, 0.2, 0.4 ... 3.2 s: about 7
+    assert len(connections) <= 12, len(
+        connections
+    )  # the bounds: 0.1, 0.2, 0.4 ... 3.2 s: about 7
