@@ -1,7 +1,9 @@
 """A publisher process for the process-restart test: it publishes numbered QoS 1 and QoS 2
 messages (interleaved, then a QoS 1 ``last`` marker) with a file-backed session store and waits
 for acknowledgements that the test black-holes, until the test kills it with SIGKILL. It prints
-``connected`` once connected and starts publishing when a line arrives on stdin.
+``connected`` once connected and starts publishing when a line arrives on stdin. After the
+last publish is accepted it prints ``queued`` (the test cuts the connection first, for the
+publishes that wait in the offline queue).
 
     python -m tests.crashing_publisher URL STORE CLIENT_ID TOPIC_BASE COUNT VERSION
 """
@@ -37,13 +39,14 @@ async def main(
                 # start() returns once the PUBLISH is queued: call order is send order
                 await nursery.start(publish, client, f"{base}/{qos}", b"%d" % n, qos)
         await nursery.start(publish, client, f"{base}/1", b"last", 1)
+        print("queued", flush=True)
 
 
 async def publish(
     client: trio_mqtt.MQTTClient, topic: str, payload: bytes, qos: int,
     *, task_status: trio.TaskStatus[None],
 ) -> None:  # fmt: skip
-    task_status.started()
+    task_status.started()  # publish() queues before its first checkpoint
     await client.publish(
         topic, payload, qos=qos
     )  # never acknowledged: the test kills us first

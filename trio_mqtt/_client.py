@@ -22,6 +22,7 @@ from ._exceptions import (
 )
 from ._link import Link
 from ._message import PublishResult
+from ._queue_journal import QueueJournal, stored_form
 from ._router import NO_FILTERS, Router
 from ._sansio._events import (
     Event,
@@ -47,11 +48,12 @@ _NO_QUEUE: deque[_Request] = deque(maxlen=0)  # shared and always empty
 class _Request:
     """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
 
-    __slots__ = ("args", "error", "event", "qos", "result")
+    __slots__ = ("args", "error", "event", "key", "qos", "result")
 
     def __init__(self, qos: QoS = QoS.AT_MOST_ONCE, args: tuple[Any, ...] = ()) -> None:
         self.qos = qos
         self.args = args
+        self.key = 0  # in a durable store's queue (QueueJournal), when not 0
         self.event = Flag()  # one waiter: the caller
         self.result: _AckEvent | None = None
         self.error: BaseException | None = None
@@ -72,6 +74,7 @@ class MQTTClient:
         "_buffer_size",
         "_closed",
         "_failure",
+        "_journal",
         "_link",
         "_next_id",
         "_offline_limit",
@@ -91,7 +94,12 @@ class MQTTClient:
     )
 
     def __init__(
-        self, *, buffer_size: int, offline_queue: int, offline_timeout: float | None
+        self,
+        *,
+        buffer_size: int,
+        offline_queue: int,
+        offline_timeout: float | None,
+        journal: QueueJournal | None = None,
     ) -> None:
         self._buffer_size = buffer_size
         self._offline_limit = offline_queue
@@ -102,6 +110,7 @@ class MQTTClient:
         # publishes not yet handed to a connection (the shared empty one until the first:
         # an empty deque is 760 bytes, per idle client)
         self._queue: deque[_Request] = _NO_QUEUE
+        self._journal = journal  # keeps the queued QoS 1/2 publishes in a session store
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
@@ -295,12 +304,36 @@ class MQTTClient:
         if self._queue is _NO_QUEUE:
             self._queue = deque()
         self._queue.append(request)
+        if qos and self._journal is not None:
+            request.key = self._journal.added(stored_form(*request.args))
         return await self._outcome(request)
+
+    def _restore_queue(self, queued: list[tuple[int, Publish]]) -> None:
+        """Queue, first, the publishes an earlier process accepted but never sent (its
+        session store kept them); nobody waits for their outcome."""
+        if not queued:
+            return
+        if self._queue is _NO_QUEUE:
+            self._queue = deque()
+        for key, p in reversed(queued):
+            request = _Request(
+                p.qos, (p.topic, p.payload, p.qos, p.retain, p.properties)
+            )
+            request.key = key
+            self._queue.appendleft(request)
+
+    def _unqueue(self, request: _Request) -> None:
+        """Take a publish out of the queue: its caller gave up (or the client closed)."""
+        self._queue.remove(request)
+        if request.key and self._journal is not None:
+            self._journal.removed(request.key)
 
     def _issue(self, request: _Request) -> None:
         """Hand a publish to the current connection (queued, not yet sent)."""
         assert self._link is not None
         topic, data, qos, retain, properties = request.args
+        if request.key and self._journal is not None:
+            self._journal.removed(request.key)  # outbound from here (one commit)
         packet_id = self._link.conn.publish(
             topic, data, qos=qos, retain=retain, properties=properties
         )
@@ -329,16 +362,14 @@ class MQTTClient:
                 with trio.move_on_after(self._offline_timeout):
                     await request.event.wait()
                 if request in self._queue:
-                    self._queue.remove(request)
+                    self._unqueue(request)
                     raise NotConnectedError(
                         f"not sent within offline_timeout={self._offline_timeout:g}s"
                     )
             await request.event.wait()
         except BaseException:
             if request in self._queue:
-                self._queue.remove(
-                    request
-                )  # cancelled before it was sent: nothing goes out
+                self._unqueue(request)  # cancelled before it was sent: nothing goes out
             raise
         if request.error is not None:
             raise request.error
@@ -661,7 +692,10 @@ class MQTTClient:
         for request in [*self._waiters.values(), *self._queue]:
             request.finish(error=final)
         self._waiters.clear()
-        self._queue.clear()
+        # Failed to their callers, so never sent later either (a crash, which reaches no
+        # such line, leaves them in a durable store for the next process).
+        while self._queue:
+            self._unqueue(self._queue[0])
         self._ready_event.set()
         for subscription in self._router.subscriptions:
             subscription._finish(error)

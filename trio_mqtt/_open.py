@@ -20,6 +20,7 @@ from ._options import (
     build_connect,
     resolve_endpoints,
 )
+from ._queue_journal import QueueJournal
 from ._sansio._packets import Will
 from ._sansio._session import SessionState
 from ._stores import SessionStore
@@ -177,7 +178,11 @@ async def open_client(
         buffer_size=buffer_size,
         offline_queue=offline_queue,
         offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
+        journal=QueueJournal(session_store, session.queued)
+        if session_store is not None
+        else None,
     )
+    client._restore_queue(session.queued)
     supervisor = client._supervisor = Supervisor(
         settings,
         session,

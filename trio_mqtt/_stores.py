@@ -2,7 +2,10 @@
 
 A store follows every change of the session as a :class:`SessionJournal` and is asked to
 :meth:`SessionStore.flush` before each write to the network, so that nothing is ever sent that the
-store has not recorded (a PUBLISH) and no PUBREC leaves before its packet id is recorded.
+store has not recorded (a PUBLISH) and no PUBREC leaves before its packet id is recorded. It also
+keeps the QoS 1/2 publishes the client accepted but could not send yet (offline, or waiting for
+the broker's Receive Maximum), flushed as they are accepted, and the inbound QoS 2 flows completed
+recently (so that a broker's resend of one after a restart is not delivered twice).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 import sqlite3
 from collections.abc import Iterable
 
+import attrs
+
 from ._enums import ProtocolVersion
 from ._sansio._codec import decode_packet, encode_packet
 from ._sansio._packets import Publish, PubRel
@@ -20,9 +25,20 @@ from ._sansio._session import SessionState
 _Outbound = list[tuple[int, Publish | PubRel]]
 
 
+@attrs.frozen
+class _Saved:
+    """What a store loads for a client."""
+
+    outbound: _Outbound
+    inbound: Iterable[int]
+    released: list[tuple[int, int | None]]
+    queued: list[tuple[int, Publish]]
+
+
 class SessionStore(abc.ABC):
     """Keeps one client's session: outbound QoS 1/2 messages and PUBRELs awaiting their final
-    acknowledgement, in send order, and inbound QoS 2 packet ids awaiting PUBREL.
+    acknowledgement, in send order; QoS 1/2 publishes accepted but not yet sent, in call order;
+    inbound QoS 2 packet ids awaiting PUBREL, and those completed recently.
 
     A store is bound to one client identifier by :meth:`load`; the client then reports every
     change through the journal methods and calls :meth:`flush` before sending. The methods are
@@ -33,13 +49,15 @@ class SessionStore(abc.ABC):
         """Bind to ``client_id`` and return its saved session (empty if none)."""
         self._client_id = client_id
         self._protocol = protocol
-        outbound, inbound = self._load()
-        state = SessionState.restore(outbound, inbound)
+        saved = self._load()
+        state = SessionState.restore(
+            saved.outbound, saved.inbound, saved.released, saved.queued
+        )
         state.journal = self
         return state
 
     @abc.abstractmethod
-    def _load(self) -> tuple[_Outbound, Iterable[int]]: ...
+    def _load(self) -> _Saved: ...
 
     @abc.abstractmethod
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
@@ -61,6 +79,23 @@ class SessionStore(abc.ABC):
     def cleared(self) -> None:
         """The session was discarded."""
 
+    @abc.abstractmethod
+    def released_added(self, packet_id: int, fingerprint: int | None) -> None:
+        """Inbound QoS 2 flow ``packet_id`` was completed; remember its message's fingerprint."""
+
+    @abc.abstractmethod
+    def released_removed(self, packet_ids: list[int]) -> None:
+        """Completed inbound QoS 2 flows no longer remembered."""
+
+    @abc.abstractmethod
+    def queued_added(self, key: int, packet: Publish) -> None:
+        """The client accepted a QoS 1/2 publish it cannot send yet (``key``: its place in
+        call order); flushed at once, so a crash from here on does not lose it."""
+
+    @abc.abstractmethod
+    def queued_removed(self, key: int) -> None:
+        """That publish was handed to a connection (and stored as outbound), or given up."""
+
     def flush(self) -> None:  # noqa: B027 (optional hook)
         """Make every change so far durable; called before each write to the network."""
 
@@ -73,29 +108,61 @@ class MemorySessionStore(SessionStore):
     store resumes them (the broker's session too, with ``clean_start=False``)."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, tuple[dict[int, Publish | PubRel], set[int]]] = {}
+        self._sessions: dict[str, _MemorySession] = {}
 
-    def _current(self) -> tuple[dict[int, Publish | PubRel], set[int]]:
-        return self._sessions.setdefault(self._client_id, ({}, set()))
+    def _current(self) -> _MemorySession:
+        return self._sessions.setdefault(self._client_id, _MemorySession())
 
-    def _load(self) -> tuple[_Outbound, Iterable[int]]:
-        outbound, inbound = self._current()
-        return list(outbound.items()), set(inbound)
+    def _load(self) -> _Saved:
+        saved = self._current()
+        return _Saved(
+            list(saved.outbound.items()),
+            set(saved.inbound),
+            list(saved.released.items()),
+            list(saved.queued.items()),
+        )
 
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
-        self._current()[0][packet_id] = packet
+        self._current().outbound[packet_id] = packet
 
     def outbound_removed(self, packet_id: int) -> None:
-        self._current()[0].pop(packet_id, None)
+        self._current().outbound.pop(packet_id, None)
 
     def inbound_added(self, packet_id: int) -> None:
-        self._current()[1].add(packet_id)
+        self._current().inbound.add(packet_id)
 
     def inbound_removed(self, packet_id: int) -> None:
-        self._current()[1].discard(packet_id)
+        self._current().inbound.discard(packet_id)
+
+    def released_added(self, packet_id: int, fingerprint: int | None) -> None:
+        released = self._current().released
+        released.pop(packet_id, None)  # newest last
+        released[packet_id] = fingerprint
+
+    def released_removed(self, packet_ids: list[int]) -> None:
+        released = self._current().released
+        for packet_id in packet_ids:
+            released.pop(packet_id, None)
+
+    def queued_added(self, key: int, packet: Publish) -> None:
+        self._current().queued[key] = packet
+
+    def queued_removed(self, key: int) -> None:
+        self._current().queued.pop(key, None)
 
     def cleared(self) -> None:
-        self._sessions.pop(self._client_id, None)
+        saved = self._current()
+        saved.outbound.clear()
+        saved.inbound.clear()
+        saved.released.clear()  # the queue is the application's, not the session's
+
+
+@attrs.define
+class _MemorySession:
+    outbound: dict[int, Publish | PubRel] = attrs.Factory(dict)
+    inbound: set[int] = attrs.Factory(set)
+    released: dict[int, int | None] = attrs.Factory(dict)
+    queued: dict[int, Publish] = attrs.Factory(dict)
 
 
 _SCHEMA = """
@@ -104,6 +171,12 @@ CREATE TABLE IF NOT EXISTS outbound (
     protocol INTEGER NOT NULL, packet BLOB NOT NULL, PRIMARY KEY (client_id, packet_id));
 CREATE TABLE IF NOT EXISTS inbound (
     client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE IF NOT EXISTS released (
+    client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    fingerprint INTEGER, PRIMARY KEY (client_id, packet_id));
+CREATE TABLE IF NOT EXISTS queued (
+    client_id TEXT NOT NULL, key INTEGER NOT NULL, protocol INTEGER NOT NULL,
+    packet BLOB NOT NULL, PRIMARY KEY (client_id, key));
 """
 
 
@@ -142,7 +215,7 @@ class SQLiteSessionStore(SessionStore):
             self._in_transaction = True
         self._db.execute(sql, (self._client_id, *args))
 
-    def _load(self) -> tuple[_Outbound, Iterable[int]]:
+    def _load(self) -> _Saved:
         rows = self._db.execute(
             "SELECT packet_id, protocol, packet, seq FROM outbound WHERE client_id = ? ORDER BY seq",
             (self._client_id,),
@@ -159,7 +232,22 @@ class SQLiteSessionStore(SessionStore):
                 "SELECT packet_id FROM inbound WHERE client_id = ?", (self._client_id,)
             )
         ]
-        return outbound, inbound
+        released = []
+        for packet_id, seq, mark in self._db.execute(
+            "SELECT packet_id, seq, fingerprint FROM released WHERE client_id = ? ORDER BY seq",
+            (self._client_id,),
+        ):
+            released.append((packet_id, mark))
+            self._seq = max(self._seq, seq)
+        queued = []
+        for key, protocol, data in self._db.execute(
+            "SELECT key, protocol, packet FROM queued WHERE client_id = ? ORDER BY key",
+            (self._client_id,),
+        ):
+            packet = decode_packet(data, ProtocolVersion(protocol))
+            assert isinstance(packet, Publish)
+            queued.append((key, packet))
+        return _Saved(outbound, inbound, released, queued)
 
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
         data = encode_packet(packet, self._protocol)
@@ -194,9 +282,37 @@ class SQLiteSessionStore(SessionStore):
             "DELETE FROM inbound WHERE client_id = ? AND packet_id = ?", packet_id
         )
 
+    def released_added(self, packet_id: int, fingerprint: int | None) -> None:
+        self._seq += 1
+        self._write(
+            "INSERT OR REPLACE INTO released VALUES (?, ?, ?, ?)",
+            packet_id,
+            self._seq,
+            fingerprint,
+        )
+
+    def released_removed(self, packet_ids: list[int]) -> None:
+        for packet_id in packet_ids:
+            self._write(
+                "DELETE FROM released WHERE client_id = ? AND packet_id = ?", packet_id
+            )
+
+    def queued_added(self, key: int, packet: Publish) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO queued VALUES (?, ?, ?, ?)",
+            key,
+            int(self._protocol),
+            encode_packet(packet, self._protocol),
+        )
+        self.flush()
+
+    def queued_removed(self, key: int) -> None:
+        self._write("DELETE FROM queued WHERE client_id = ? AND key = ?", key)
+
     def cleared(self) -> None:
         self._write("DELETE FROM outbound WHERE client_id = ?")
         self._write("DELETE FROM inbound WHERE client_id = ?")
+        self._write("DELETE FROM released WHERE client_id = ?")
 
     def flush(self) -> None:
         if self._in_transaction:

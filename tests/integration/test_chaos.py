@@ -124,3 +124,57 @@ async def test_a_new_process_finishes_what_a_killed_one_left(
         list(dict.fromkeys(received["1"])) == numbers
     )  # all, in order; duplicates allowed
     assert received["2"] == numbers  # all, exactly once, in order
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_publishes_queued_offline_survive_a_killed_process(
+    mosquitto: Mosquitto, version: ProtocolVersion, tmp_path: Path
+) -> None:
+    """With a session store, a QoS 1/2 publish is durable once publish() accepted it, even
+    while it waits in the offline queue (no packet id, nothing sent): the publisher is cut off,
+    queues its messages, is killed (SIGKILL), and a new process with the same store sends
+    them all, QoS 2 exactly once. Before, every queued one was lost."""
+    count = 200
+    base = unique("offline-crash")
+    client_id = unique("offline-pub")
+    store = tmp_path / "session.db"
+    options = {"protocol": version, **persistent(version)}
+    received: dict[str, list[bytes]] = {"1": [], "2": []}
+    with trio.fail_after(60):
+        async with (
+            trio_mqtt.open_client(mosquitto.url, client_id=unique("offline-sub"), **options) as sub,  # type: ignore[arg-type]
+            sub.subscribe(f"{base}/+", qos=2) as messages,
+            open_proxy(mosquitto.port) as proxy,
+        ):  # fmt: skip
+            command = [
+                sys.executable, "-m", "tests.crashing_publisher", proxy.url, str(store),
+                client_id, base, str(count), str(int(version)),
+            ]  # fmt: skip
+            process = await trio.lowlevel.open_process(
+                command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            try:
+                assert process.stdout is not None
+                assert process.stdin is not None
+                assert (await process.stdout.receive_some(100)).strip() == b"connected"
+                proxy.refuse()
+                proxy.cut()  # offline from here: the publishes wait in its queue
+                await process.stdin.send_all(b"go\n")
+                assert (await process.stdout.receive_some(100)).strip() == b"queued"
+            finally:
+                process.kill()
+                await process.wait()
+            assert process.returncode == -9
+            async with trio_mqtt.open_client(
+                mosquitto.url, client_id=client_id, session_store=SQLiteSessionStore(store),
+                **options,  # type: ignore[arg-type]
+            ) as again:  # fmt: skip
+                await again.publish(f"{base}/2", b"end", qos=2)  # after the queued ones
+            async for message in messages:
+                if message.payload == b"end":
+                    break
+                if message.payload != b"last":
+                    received[message.topic[-1]].append(message.payload)
+    numbers = [b"%d" % n for n in range(count)]
+    assert list(dict.fromkeys(received["1"])) == numbers  # all, in order
+    assert received["2"] == numbers  # all, exactly once, in order

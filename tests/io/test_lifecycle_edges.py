@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -20,8 +21,18 @@ from trio_mqtt import (
     QoS,
     ReasonCode,
     RemoteProtocolError,
+    SQLiteSessionStore,
 )
-from trio_mqtt.lowlevel import Connect, Disconnect, PacketReader, PubAck, Subscribe
+from trio_mqtt.lowlevel import (
+    Connect,
+    Disconnect,
+    PacketReader,
+    PubAck,
+    PubComp,
+    PubRec,
+    Subscribe,
+    Unsubscribe,
+)
 
 
 async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
@@ -210,3 +221,74 @@ async def test_a_broker_that_drops_every_connection_is_not_hammered(
     assert len(connections) <= 12, len(
         connections
     )  # the bounds: 0.1, 0.2, 0.4 ... 3.2 s: about 7
+
+
+async def test_a_completed_qos2_flow_resent_after_a_restart_is_not_delivered_again(
+    tmp_path: Path,
+) -> None:
+    """A broker that re-sends a QoS 2 PUBLISH after its PUBREL (Mosquitto 2.0.11 after a
+    restart; section 4.3.3 forbids it) to a new process of the same session: the session
+    store remembers the completed flow and the fingerprint of its message, so the resend is
+    answered with PUBREC and not delivered a second time. Before, that memory was not
+    journaled, and the message was delivered twice."""
+    path = tmp_path / "session.db"
+    received: list[bytes] = []
+
+    async def run(
+        script: Callable[[ScriptedBroker], Awaitable[None]], wanted: int
+    ) -> None:
+        broker = ScriptedBroker()
+        done = trio.Event()
+
+        async def play() -> None:
+            await script(broker)
+            done.set()
+            while packet := await broker.receive():  # the client leaves: answer it
+                if isinstance(packet, Unsubscribe):
+                    await broker.send(wire.unsuback(packet.packet_id, 0))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(play)
+            async with (
+                trio_mqtt.open_client(
+                    transport_factory=broker.factory, client_id="keeper",
+                    clean_start=False, session_expiry=600,
+                    session_store=SQLiteSessionStore(path),
+                ) as client,
+                client.subscribe("t", qos=2) as messages,
+            ):  # fmt: skip
+                for _ in range(wanted):
+                    received.append((await messages.receive()).payload)
+                await done.wait()  # the broker's side of the flows is over
+        await broker.stream.aclose()
+
+    async def first(broker: ScriptedBroker) -> None:
+        await _accept(broker)
+        subscribe = await broker.expect(Subscribe)
+        assert isinstance(subscribe, Subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 2))
+        await broker.send(wire.publish("t", b"once", qos=2, packet_id=5))
+        await broker.expect(PubRec)
+        await broker.send(wire.pubrel(5))
+        await broker.expect(PubComp)
+
+    async def second(broker: ScriptedBroker) -> None:
+        await _accept(broker, wire.connack(session_present=True))
+        await broker.send(wire.publish("t", b"once", qos=2, packet_id=5, dup=True))
+        assert await expect(broker, PubRec) == PubRec(packet_id=5)  # not delivered
+        await broker.send(wire.pubrel(5))
+        await expect(broker, PubComp)
+        await broker.send(wire.publish("t", b"next", qos=2, packet_id=6))
+        await expect(broker, PubRec)
+
+    async def expect(broker: ScriptedBroker, cls: type) -> object:
+        """The next packet of type ``cls``; the app's SUBSCRIBE may come first: SUBACK."""
+        while isinstance(packet := await broker.receive(), Subscribe):
+            await broker.send(wire.suback(packet.packet_id, 2))
+        assert isinstance(packet, cls), packet
+        return packet
+
+    with trio.fail_after(10):
+        await run(first, 1)
+        await run(second, 1)
+    assert received == [b"once", b"next"]

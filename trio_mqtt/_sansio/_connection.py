@@ -531,7 +531,7 @@ class MQTTConnection:
             # a PUBREL awaiting PUBCOMP is moot: PUBREC already told us the server owns it.
             for packet_id in list(session.inbound_qos2):
                 session.discard_inbound(packet_id)
-            session.released.entries.clear()
+            session.forget_released()
             for packet_id, stored in list(session.outbound.items()):
                 if isinstance(stored, PubRel):
                     session.finish_outbound(packet_id)
@@ -600,7 +600,7 @@ class MQTTConnection:
             mark = fingerprint(packet.topic, packet.payload)
             released = session.released.entries
             if released and packet_id in released:
-                known = released.pop(packet_id)[0]
+                known = session.take_released(packet_id)
                 if packet.dup and known == mark:
                     # The server re-sends a flow we completed (our PUBCOMP was lost, or the
                     # server forgot it: section 4.3.3 forbids the resend after PUBREL). It is
@@ -674,7 +674,7 @@ class MQTTConnection:
             released = session.released
             if not self._pings and len(released) >= CONFIRM_EVERY:
                 self._ping()  # ask the server to confirm it has these PUBCOMPs
-            released.trim(self.receive_maximum)
+            session.trim_released(self.receive_maximum)
         else:
             code = (
                 ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
@@ -733,7 +733,7 @@ class MQTTConnection:
         pings = self._pings
         if pings:
             # the server has processed what we sent before that PINGREQ, PUBCOMPs included
-            self.session.released.confirm(pings[0])
+            self.session.confirm_released(pings[0])
             self._pings = pings = pings[1:]
         if not pings:
             self._pong_deadline = None

@@ -16,6 +16,7 @@ layer doing any I/O.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -61,8 +62,12 @@ class PacketIdAllocator:
 
 
 def fingerprint(topic: str, payload: bytes) -> int:
-    """What tells a re-sent inbound message from a new one under the same packet id."""
-    return hash((topic, payload))
+    """What tells a re-sent inbound message from a new one under the same packet id: the same
+    in every process (a session store keeps it), unlike ``hash()`` of a str."""
+    # 56 bits: a store keeps it as a signed 64-bit integer
+    return (
+        zlib.crc32(payload, zlib.crc32(topic.encode())) << 24 | len(payload) & 0xFFFFFF
+    )
 
 
 @attrs.define(eq=False)
@@ -95,19 +100,28 @@ class ReleasedQoS2:
         entries[packet_id] = (fingerprint, self.count)
         self.count += 1
 
-    def confirm(self, marker: int) -> None:
-        """The server has processed everything we sent before the PINGREQ that took ``marker``."""
+    def confirm(self, marker: int) -> list[int]:
+        """The server has processed everything we sent before the PINGREQ that took ``marker``;
+        returns the packet ids forgotten."""
         entries = self.entries
+        gone = []
         while entries:
             packet_id, (_, number) = next(iter(entries.items()))
             if number >= marker:
                 break
             del entries[packet_id]
+            gone.append(packet_id)
+        return gone
 
-    def trim(self, limit: int) -> None:
+    def trim(self, limit: int) -> list[int]:
+        """Keep the newest ``limit`` entries; returns the packet ids forgotten."""
         entries = self.entries
+        gone = []
         while len(entries) > limit:
-            del entries[next(iter(entries))]
+            packet_id = next(iter(entries))
+            del entries[packet_id]
+            gone.append(packet_id)
+        return gone
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -135,6 +149,13 @@ class SessionJournal(Protocol):
     def cleared(self) -> None:
         """The whole session was discarded."""
 
+    def released_added(self, packet_id: int, fingerprint: int | None) -> None:
+        """Inbound QoS 2 flow ``packet_id`` was completed (PUBCOMP); remembered with the
+        fingerprint of its message until the server is known to have the PUBCOMP."""
+
+    def released_removed(self, packet_ids: list[int]) -> None:
+        """Completed inbound QoS 2 flows no longer remembered."""
+
 
 @attrs.define(eq=False)
 class SessionState:
@@ -146,23 +167,32 @@ class SessionState:
     inbound_qos2: set[int] = attrs.field(factory=set)
     #: What the application was given under those ids, where known (not kept by the journal).
     inbound_fingerprints: dict[int, int] = attrs.field(factory=dict)
-    #: Inbound QoS 2 flows completed, while the server may not know it (in memory only).
+    #: Inbound QoS 2 flows completed, while the server may not know it.
     released: ReleasedQoS2 = attrs.field(factory=ReleasedQoS2)
     packet_ids: PacketIdAllocator = attrs.field(factory=PacketIdAllocator)
     journal: SessionJournal | None = None
+    #: Publishes an earlier process had accepted but not yet sent (a durable store's queue),
+    #: keyed by their place in it, in order: the client sends them first.
+    queued: list[tuple[int, Publish]] = attrs.field(factory=list)
 
     @classmethod
     def restore(
         cls,
         outbound: Iterable[tuple[int, Publish | PubRel]],
         inbound_qos2: Iterable[int],
+        released: Iterable[tuple[int, int | None]] = (),
+        queued: Iterable[tuple[int, Publish]] = (),
     ) -> SessionState:
-        """Rebuild a session saved by an earlier process: ``outbound`` in send order."""
+        """Rebuild a session saved by an earlier process: ``outbound`` in send order,
+        ``released`` (packet id, fingerprint) oldest first, ``queued`` in call order."""
         state = cls()
         for packet_id, packet in outbound:
             state.outbound[packet_id] = packet
             state.packet_ids.reserve(packet_id)
         state.inbound_qos2.update(inbound_qos2)
+        for packet_id, mark in released:
+            state.released.add(packet_id, mark)
+        state.queued = list(queued)
         return state
 
     def store_outbound(self, packet_id: int, packet: Publish | PubRel) -> None:
@@ -204,7 +234,33 @@ class SessionState:
         else:
             return False
         self.released.add(packet_id, fingerprint)
+        if self.journal is not None:
+            self.journal.released_added(packet_id, fingerprint)
         return True
+
+    def take_released(self, packet_id: int) -> int | None:
+        """Forget completed flow ``packet_id`` (a PUBLISH came under its id); return the
+        fingerprint of its message, if known."""
+        mark = self.released.entries.pop(packet_id)[0]
+        if self.journal is not None:
+            self.journal.released_removed([packet_id])
+        return mark
+
+    def confirm_released(self, marker: int) -> None:
+        """The server has our PUBCOMPs sent before the PINGREQ that took ``marker``."""
+        self._forget_released(self.released.confirm(marker))
+
+    def trim_released(self, limit: int) -> None:
+        """Remember at most ``limit`` completed flows (see :class:`ReleasedQoS2`)."""
+        self._forget_released(self.released.trim(limit))
+
+    def forget_released(self) -> None:
+        """The server kept no session: no completed flow of ours can be resent."""
+        self._forget_released(self.released.trim(0))
+
+    def _forget_released(self, gone: list[int]) -> None:
+        if gone and self.journal is not None:
+            self.journal.released_removed(gone)
 
     def release_requests(self) -> None:
         """Free the ids of SUBSCRIBE/UNSUBSCRIBE requests that died with their connection
