@@ -77,10 +77,13 @@ class MQTTClient:
         "_journal",
         "_link",
         "_next_id",
+        "_offline_bytes",
         "_offline_limit",
         "_offline_timeout",
         "_persistent",
+        "_pumping",
         "_queue",
+        "_queued_bytes",
         "_ready",
         "_ready_event",
         "_router",
@@ -99,10 +102,13 @@ class MQTTClient:
         buffer_size: int,
         offline_queue: int,
         offline_timeout: float | None,
+        offline_bytes: int = 2**62,
         journal: QueueJournal | None = None,
     ) -> None:
         self._buffer_size = buffer_size
         self._offline_limit = offline_queue
+        self._offline_bytes = offline_bytes
+        self._queued_bytes = 0  # payload bytes in _queue
         self._offline_timeout = offline_timeout
         self._supervisor: Supervisor  # set by open_client
         self._link: Link | None = None
@@ -111,6 +117,8 @@ class MQTTClient:
         # an empty deque is 760 bytes, per idle client)
         self._queue: deque[_Request] = _NO_QUEUE
         self._journal = journal  # keeps the queued QoS 1/2 publishes in a session store
+        # 1 while _pump() runs, 2 if a write it made asked for more meanwhile
+        self._pumping = 0
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
@@ -297,13 +305,18 @@ class MQTTClient:
                 return await self._outcome(request)
         qos = QOS_LEVELS[qos]
         request = _Request(qos, (topic, data, qos, retain, properties))
-        if not self._ready and len(self._queue) >= self._offline_limit:
+        if not self._ready and (
+            len(self._queue) >= self._offline_limit
+            or self._queued_bytes + len(data) > self._offline_bytes
+        ):
             raise NotConnectedError(
-                f"not connected, and the offline queue is full ({self._offline_limit} messages)"
+                f"not connected, and the offline queue is full ({self._offline_limit} "
+                f"messages or {self._offline_bytes} bytes of payload)"
             )
         if self._queue is _NO_QUEUE:
             self._queue = deque()
         self._queue.append(request)
+        self._queued_bytes += len(data)
         if qos and self._journal is not None:
             request.key = self._journal.added(stored_form(*request.args))
         return await self._outcome(request)
@@ -321,10 +334,12 @@ class MQTTClient:
             )
             request.key = key
             self._queue.appendleft(request)
+            self._queued_bytes += len(p.payload)
 
     def _unqueue(self, request: _Request) -> None:
         """Take a publish out of the queue: its caller gave up (or the client closed)."""
         self._queue.remove(request)
+        self._queued_bytes -= len(request.args[1])
         if request.key and self._journal is not None:
             self._journal.removed(request.key)
 
@@ -344,13 +359,31 @@ class MQTTClient:
         self._link.wake()
 
     def _pump(self) -> None:
-        """Hand queued publishes to the connection, in order, while its quota allows."""
-        queue = self._queue
-        link = self._link
+        """Hand queued publishes to the connection, in order, while its quota allows, and a
+        chunk at a time: the rest after the link has written it (:meth:`_link_sent`), so a
+        long offline queue is not encoded into one buffer at reconnect."""
+        if self._pumping:
+            # called back from a write this loop made: the loop goes on once more
+            self._pumping = 2
+            return
+        try:
+            while True:
+                self._pumping = 1
+                self._pump_some(self._queue, self._link)
+                if self._pumping == 1:
+                    return
+        finally:
+            self._pumping = 0
+
+    def _pump_some(self, queue: deque[_Request], link: Link | None) -> None:
         while queue and self._ready and link is not None:
             if queue[0].qos and not link.conn.send_quota_available:
                 return
+            if link.conn.buffered_size >= _HIGH_WATER:
+                link.wake()
+                return
             request = queue.popleft()
+            self._queued_bytes -= len(request.args[1])
             try:
                 self._issue(request)
             except (ValueError, LocalProtocolError) as exc:
@@ -640,6 +673,11 @@ class MQTTClient:
         self._ready = False
         if self._ready_event.is_set():
             self._ready_event = trio.Event()
+
+    def _link_sent(self) -> None:
+        """The link wrote what was queued: hand it more of the queue, if any waits."""
+        if self._queue and self._ready:
+            self._pump()
 
     def _link_down(self, error: MQTTError | None) -> None:
         self._link_ending()

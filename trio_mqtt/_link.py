@@ -112,6 +112,7 @@ class Link:
         "_on_ending",
         "_on_event",
         "_on_events_nowait",
+        "_on_sent",
         "_pending",
         "_queued",
         "_quickack",
@@ -139,6 +140,7 @@ class Link:
         authenticator: Authenticator | None = None,
         on_events_nowait: Callable[[list[Event], int], int] | None = None,
         on_ending: Callable[[], None] | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> None:
         self.stream = stream
         self._quickack = quickack(stream)
@@ -170,6 +172,7 @@ class Link:
         self._on_events_nowait = on_events_nowait
         # called once the link can take no new work (failing, or flushing a DISCONNECT)
         self._on_ending = on_ending
+        self._on_sent = on_sent  # after each write: the owner may queue more
         self._wake = Wakeup()
         self._queued = 0
         self._sent = 0
@@ -517,6 +520,8 @@ class Link:
                         return
                     self._direct = self._direct_sends
                 self._sent_up_to(target)
+                if conn.has_data_to_send:
+                    wake.set()  # the next chunk (a resent session), or what came meanwhile
         finally:
             self._writer_running = False
 
@@ -560,12 +565,17 @@ class Link:
             self._start_writer()
         else:
             self._sent_up_to(target)
+            if self.conn.has_data_to_send:
+                self._start_writer()  # more was encoded meanwhile (see data_to_send)
 
     def _sent_up_to(self, ticket: int) -> None:
-        """Everything queued before ``ticket`` is with the socket: wake its wait_sent() callers."""
+        """Everything queued before ``ticket`` is with the socket: wake its wait_sent() callers,
+        and tell the owner (it may queue more)."""
         self._sent = ticket
         if self._sent_lot:
             self._sent_lot.unpark_all()
+        if self._on_sent is not None:
+            self._on_sent()
 
     def mark(self) -> int:
         """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""

@@ -64,6 +64,7 @@ async def open_client(
     buffer_size: int = 1024,
     reconnect: ReconnectPolicy | None = _DEFAULT_RECONNECT,
     offline_queue: int = 10_000,
+    offline_queue_bytes: int = 64 * 1024 * 1024,
     offline_timeout: float | None = None,
     session_store: SessionStore | None = None,
     transport_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
@@ -107,6 +108,8 @@ async def open_client(
             jitter); ``None`` disables reconnecting: a lost connection then raises.
         offline_queue: how many publishes may wait while disconnected before ``publish()``
             raises :class:`NotConnectedError`.
+        offline_queue_bytes: how many payload bytes may wait while disconnected (64 MiB by
+            default): the offline queue is full at either limit.
         offline_timeout: seconds a publish may wait to be sent before it raises
             :class:`NotConnectedError` (``None``: no limit; the caller's cancel scope still
             applies).
@@ -156,6 +159,8 @@ async def open_client(
         raise ValueError("a session_store needs a fixed client_id")
     if offline_queue < 0:
         raise ValueError("offline_queue must be 0 or more")
+    if offline_queue_bytes < 0:
+        raise ValueError("offline_queue_bytes must be 0 or more")
 
     async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
         if transport_factory is not None:
@@ -177,6 +182,7 @@ async def open_client(
     client = MQTTClient(
         buffer_size=buffer_size,
         offline_queue=offline_queue,
+        offline_bytes=offline_queue_bytes,
         offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
         journal=QueueJournal(session_store, session.queued)
         if session_store is not None

@@ -76,6 +76,8 @@ class LinkOwner(Protocol):
 
     def _link_ending(self) -> None: ...
 
+    def _link_sent(self) -> None: ...
+
     def _link_down(self, error: MQTTError | None) -> None: ...
 
     def _state_changed(
@@ -182,6 +184,7 @@ class Supervisor:
                 authenticator=settings.authenticator,
                 on_events_nowait=self.owner._on_events_nowait,
                 on_ending=self.owner._link_ending,
+                on_sent=self.owner._link_sent,
             )
             try:
                 connack = await link.handshake(self.connect)

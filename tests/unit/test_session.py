@@ -447,3 +447,28 @@ def test_keep_alive_counts_silence_from_the_broker_too() -> None:
     assert [type(e).__name__ for e in conn.handle_timeout(now=90)] == [
         "KeepAliveExpired"
     ]
+
+
+def test_a_large_session_is_resent_a_chunk_at_a_time() -> None:
+    """[MQTT-4.4.0-1] resends every unacknowledged PUBLISH, in order; 200 messages of 10 KB
+    are encoded a chunk (RESEND_CHUNK, 256 KiB) ahead of the network, not 2 MB at once:
+    each data_to_send() hands over about a chunk and encodes the next."""
+    from trio_mqtt._sansio._connection import RESEND_CHUNK
+
+    session = SessionState()
+    for n in range(1, 201):
+        session.store_outbound(
+            n, Publish(topic="t", payload=bytes(10_000), qos=1, packet_id=n)
+        )
+    conn = MQTTConnection(version=V5, session=session)
+    conn.connect(Connect(protocol_version=V5, client_id="c", clean_start=False), now=0)
+    conn.data_to_send(now=0)
+    conn.receive_data(encode_packet(ConnAck(session_present=True), V5), now=0)
+    resent: list[Packet] = []
+    while conn.has_data_to_send:
+        data = conn.data_to_send(now=0)
+        assert (
+            len(data) <= RESEND_CHUNK + 10_100
+        )  # the chunk, and the packet that filled it
+        resent += PacketReader(version=V5).feed(data)
+    assert [(p.packet_id, p.dup) for p in resent] == [(n, True) for n in range(1, 201)]  # type: ignore[attr-defined]

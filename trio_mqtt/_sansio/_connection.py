@@ -107,6 +107,8 @@ class ServerLimits:
 
 
 _NO_BACKLOG: Final[deque[int]] = deque(maxlen=0)  # shared and always empty
+#: How many bytes of resent packets are encoded ahead of the network.
+RESEND_CHUNK: Final = 256 * 1024
 _Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
 
 
@@ -427,6 +429,8 @@ class MQTTConnection:
         out.clear()
         self._out_size = 0
         self._last_sent = now
+        if self._backlog and self.state is _CONNECTED:
+            self._resend()  # the next chunk of the session's resends (has_data_to_send)
         return data
 
     # -- keep alive ------------------------------------------------------------------------------
@@ -550,7 +554,10 @@ class MQTTConnection:
         backlog = self._backlog
         session = self.session
         dup = self._resend_dup
-        while backlog and self._inflight < self.server.receive_maximum:
+        limit = self.server.receive_maximum
+        # Encoded a chunk at a time (data_to_send asks for the next): a session of 10,000
+        # large messages is not copied into one buffer at reconnect.
+        while backlog and self._inflight < limit and self._out_size < RESEND_CHUNK:
             packet_id = backlog.popleft()
             stored = session.outbound.get(packet_id)
             if stored is None:
