@@ -48,12 +48,13 @@ _NO_QUEUE: deque[_Request] = deque(maxlen=0)  # shared and always empty
 class _Request:
     """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
 
-    __slots__ = ("args", "error", "event", "key", "qos", "result")
+    __slots__ = ("args", "error", "event", "key", "qos", "restored", "result")
 
     def __init__(self, qos: QoS = QoS.AT_MOST_ONCE, args: tuple[Any, ...] = ()) -> None:
         self.qos = qos
         self.args = args
         self.key = 0  # in a durable store's queue (QueueJournal), when not 0
+        self.restored = False  # queued by an earlier process: nobody awaits it
         self.event = Flag()  # one waiter: the caller
         self.result: _AckEvent | None = None
         self.error: BaseException | None = None
@@ -81,7 +82,7 @@ class MQTTClient:
         "_offline_limit",
         "_offline_timeout",
         "_persistent",
-        "_pumping",
+        "_pump_stalled",
         "_queue",
         "_queued_bytes",
         "_ready",
@@ -117,8 +118,7 @@ class MQTTClient:
         # an empty deque is 760 bytes, per idle client)
         self._queue: deque[_Request] = _NO_QUEUE
         self._journal = journal  # keeps the queued QoS 1/2 publishes in a session store
-        # 1 while _pump() runs, 2 if a write it made asked for more meanwhile
-        self._pumping = 0
+        self._pump_stalled = False  # _pump() waits for the link to write
         self._router = Router(self._wake)
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
@@ -333,14 +333,16 @@ class MQTTClient:
                 p.qos, (p.topic, p.payload, p.qos, p.retain, p.properties)
             )
             request.key = key
+            request.restored = True
             self._queue.appendleft(request)
             self._queued_bytes += len(p.payload)
 
     def _unqueue(self, request: _Request) -> None:
-        """Take a publish out of the queue: its caller gave up (or the client closed)."""
+        """Take a publish out of the queue: its caller gave up (or the client closed). One
+        an earlier process left stays in the store for the next (nobody gave it up)."""
         self._queue.remove(request)
         self._queued_bytes -= len(request.args[1])
-        if request.key and self._journal is not None:
+        if request.key and not request.restored and self._journal is not None:
             self._journal.removed(request.key)
 
     def _issue(self, request: _Request) -> None:
@@ -360,27 +362,17 @@ class MQTTClient:
 
     def _pump(self) -> None:
         """Hand queued publishes to the connection, in order, while its quota allows, and a
-        chunk at a time: the rest after the link has written it (:meth:`_link_sent`), so a
-        long offline queue is not encoded into one buffer at reconnect."""
-        if self._pumping:
-            # called back from a write this loop made: the loop goes on once more
-            self._pumping = 2
-            return
-        try:
-            while True:
-                self._pumping = 1
-                self._pump_some(self._queue, self._link)
-                if self._pumping == 1:
-                    return
-        finally:
-            self._pumping = 0
-
-    def _pump_some(self, queue: deque[_Request], link: Link | None) -> None:
+        chunk at a time: once 64 KiB wait to be written, the rest after the link has written
+        them (:meth:`_link_sent`), so a long offline queue is not encoded into one buffer at
+        reconnect."""
+        queue = self._queue
+        link = self._link
         while queue and self._ready and link is not None:
             if queue[0].qos and not link.conn.send_quota_available:
                 return
             if link.conn.buffered_size >= _HIGH_WATER:
-                link.wake()
+                self._pump_stalled = True
+                link.wake()  # its write calls _link_sent (perhaps at once: last here)
                 return
             request = queue.popleft()
             self._queued_bytes -= len(request.args[1])
@@ -675,8 +667,9 @@ class MQTTClient:
             self._ready_event = trio.Event()
 
     def _link_sent(self) -> None:
-        """The link wrote what was queued: hand it more of the queue, if any waits."""
-        if self._queue and self._ready:
+        """The link wrote what was queued: go on with the queue if the pump waited for that."""
+        if self._pump_stalled and not self._closed:
+            self._pump_stalled = False
             self._pump()
 
     def _link_down(self, error: MQTTError | None) -> None:

@@ -619,9 +619,8 @@ class Link:
                         await self._send_last()
             finally:
                 self._closing = True
-                self._fd = (
-                    -1
-                )  # closed below: no direct send may reach a reused descriptor
+                # closed below: no direct send may reach a reused descriptor
+                self._fd = -1
                 self._abort()
                 try:
                     with trio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
