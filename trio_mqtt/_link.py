@@ -35,6 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import attrs
 import trio
@@ -386,6 +387,8 @@ class Link:
                         index = nowait(events, index + 1) if nowait else index + 1
                 finally:
                     self._delivering = False
+            if conn.receive_maximum_exceeded:
+                await self._end(conn.end_overrun())
             # Over a plain socket the reader keeps the connection alive: its reads are cut
             # short at the connection's next deadline. One scope for many reads (the deadline
             # only moves later as packets go out, and an early wake-up costs nothing).
@@ -423,23 +426,28 @@ class Link:
                         raise _lost("the broker closed the connection")
                     try:
                         events = conn.receive_data(data, now=trio.current_time())
-                    except RemoteProtocolError:
-                        self._ending()  # no new work while the DISCONNECT is flushed
-                        self.wake()  # the DISCONNECT the machine queued
-                        with trio.move_on_after(1):
-                            await self.wait_sent(self.mark())
-                        raise
+                    except RemoteProtocolError as exc:
+                        await self._end(exc)
                     if conn.has_data_to_send:
                         self.wake()
                     # the fast path: acknowledgements, and messages delivered without waiting,
                     # all in one call; the rest is left to the loop above
                     index = nowait(events, 0) if nowait is not None else 0
-                    if index < len(events):
+                    if index < len(events) or conn.receive_maximum_exceeded:
                         break
             if keepalive.cancelled_caught:
                 self._keepalive(conn)
                 if conn.has_data_to_send:
                     self.wake()
+
+    async def _end(self, error: RemoteProtocolError) -> NoReturn:
+        """The broker broke the protocol: flush the DISCONNECT the machine queued (at most a
+        second), then raise."""
+        self._ending()  # no new work while the DISCONNECT is flushed
+        self.wake()
+        with trio.move_on_after(1):
+            await self.wait_sent(self.mark())
+        raise error
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, AuthChallenged):

@@ -292,3 +292,81 @@ async def test_a_completed_qos2_flow_resent_after_a_restart_is_not_delivered_aga
         await run(first, 1)
         await run(second, 1)
     assert received == [b"once", b"next"]
+
+
+async def test_a_broker_that_always_overruns_the_receive_maximum_does_not_starve_delivery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Mosquitto 2.0.11 can send more unacknowledged messages than the Receive Maximum we
+    announce. This broker sends its whole backlog at once on every connection. The client
+    ends each such connection with DISCONNECT 0x93 (section 3.3.4), but only after handling
+    the batch, so the acknowledgements of what it already has go out first and every
+    connection makes progress. Before, it failed at the excess packet, acknowledged
+    nothing, and the same batch overran the next connection, forever."""
+    backlog = {n: b"%d" % n for n in range(1, 11)}
+    sent_once: set[int] = set()
+    disconnects: list[ReasonCode] = []
+    connections = 0
+    all_acknowledged = trio.Event()
+
+    async def serve(stream: trio.abc.Stream) -> None:
+        nonlocal connections
+        connections += 1
+        reader = PacketReader(version=ProtocolVersion.V5)
+        pending: list[object] = []
+
+        async def receive() -> object:
+            while not pending:
+                data = await stream.receive_some()
+                if not data:
+                    return None
+                pending.extend(reader.feed(data))
+            return pending.pop(0)
+
+        assert isinstance(await receive(), Connect)
+        await stream.send_all(wire.connack(session_present=connections > 1))
+        if connections == 1:
+            subscribe = await receive()
+            assert isinstance(subscribe, Subscribe)
+            await stream.send_all(wire.suback(subscribe.packet_id, 1))
+        await stream.send_all(
+            b"".join(
+                wire.publish("t", payload, qos=1, packet_id=n, dup=n in sent_once)
+                for n, payload in backlog.items()
+            )
+        )
+        sent_once.update(backlog)
+        while (packet := await receive()) is not None:
+            if isinstance(packet, PubAck):
+                backlog.pop(packet.packet_id, None)
+                if not backlog:
+                    all_acknowledged.set()
+            elif isinstance(packet, Disconnect):
+                disconnects.append(packet.reason_code)
+        await stream.aclose()
+
+    got: set[bytes] = set()
+    with trio.fail_after(60):  # virtual seconds
+        async with trio.open_nursery() as nursery:
+
+            async def factory() -> trio.abc.Stream:
+                client, server = trio.testing.memory_stream_pair()
+                nursery.start_soon(serve, server)
+                return client
+
+            async with (
+                trio_mqtt.open_client(
+                    transport_factory=factory, client_id="overrun", receive_maximum=3,
+                    clean_start=False, session_expiry=60,
+                ) as client,
+                client.subscribe("t", qos=1) as messages,
+            ):  # fmt: skip
+                while len(got) < 10:
+                    got.add((await messages.receive()).payload)
+                await all_acknowledged.wait()
+            nursery.cancel_scope.cancel()
+    assert got == {b"%d" % n for n in range(1, 11)}
+    # the first connection delivered the whole batch, then ended with 0x93; the next one
+    # acknowledged what the application had taken (and overran again, and so on)
+    assert disconnects[0] is ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+    assert 2 <= connections <= 4, (disconnects, connections)

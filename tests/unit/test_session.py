@@ -22,6 +22,7 @@ from trio_mqtt._sansio._events import PublishAcknowledged
 from trio_mqtt._sansio._packets import (
     ConnAck,
     Connect,
+    Disconnect,
     Packet,
     PingReq,
     PingResp,
@@ -316,12 +317,30 @@ def test_receive_maximum_counts_an_acknowledged_qos2_message_once() -> None:
     conn, _ = connected(SessionState(), present=False, receive_maximum=2)
     feed(conn, publish(1, 1, 1), publish(2, 2, 2))
     conn.acknowledge(2)
-    with pytest.raises(Exception, match="Receive Maximum"):
-        feed(conn, publish(3, 1, 3))
+    feed(conn, publish(3, 1, 3))
+    assert conn.receive_maximum_exceeded
     conn2, _ = connected(SessionState(), present=False, receive_maximum=3)
     feed(conn2, publish(1, 1, 1), publish(2, 2, 2))
     conn2.acknowledge(2)
     assert len(feed(conn2, publish(3, 1, 3))) == 1
+    assert not conn2.receive_maximum_exceeded
+
+
+def test_an_overrun_is_ended_after_the_batch_it_came_in() -> None:
+    """Section 3.3.4: a server that sends more than our Receive Maximum gets DISCONNECT 0x93,
+    but only after the batch is handed over, so what the client acknowledges for it (a
+    redelivered message it already has) leaves before the DISCONNECT."""
+    conn, _ = connected(SessionState(), present=False, receive_maximum=1)
+    events = feed(conn, publish(1, 1, 1), publish(2, 1, 2))
+    assert delivered(events) == [b"1", b"2"]
+    assert conn.receive_maximum_exceeded
+    conn.acknowledge(1)
+    error = conn.end_overrun()
+    assert error.reason_code is ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+    assert sent(conn) == [
+        PubAck(packet_id=1),
+        Disconnect(reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED),
+    ]
 
 
 def test_reconnect_policy_full_jitter_bounds() -> None:

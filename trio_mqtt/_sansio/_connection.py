@@ -143,6 +143,7 @@ class MQTTConnection:
         "auth_method",
         "keep_alive",
         "receive_maximum",
+        "receive_maximum_exceeded",
         "server",
         "session",
         "state",
@@ -165,6 +166,9 @@ class MQTTConnection:
         self.server = ServerLimits()
         self.keep_alive = 0.0
         self.receive_maximum = receive_maximum
+        # The server sent more unacknowledged QoS 1/2 messages than our Receive Maximum: the
+        # I/O layer hands over the messages received, then calls end_overrun().
+        self.receive_maximum_exceeded = False
         self.topic_alias_maximum = topic_alias_maximum
         self._reader = PacketReader(version=version, max_packet_size=max_packet_size)
         self._out: list[bytes] = []
@@ -433,6 +437,20 @@ class MQTTConnection:
             self._resend()  # the next chunk of the session's resends (has_data_to_send)
         return data
 
+    def end_overrun(self) -> RemoteProtocolError:
+        """The server overran our Receive Maximum (``receive_maximum_exceeded``): queue
+        DISCONNECT 0x93 after whatever the received messages made us queue (acknowledgements
+        of redelivered ones: the next connection then makes progress, where failing at the
+        excess packet lost them and a broker that always overruns starved delivery), close,
+        and return the error to raise."""
+        if self._v5 and self.state is _CONNECTED:
+            self._send(Disconnect(reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED))
+        self.state = ConnectionState.CLOSED
+        return RemoteProtocolError(
+            "more unacknowledged QoS 1/2 messages than our Receive Maximum",
+            reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+        )
+
     # -- keep alive ------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
@@ -626,10 +644,10 @@ class MQTTConnection:
                 >= self.receive_maximum  # an acknowledged QoS 2 id waiting for its PUBREC is in both
             )
         ):
-            raise RemoteProtocolError(
-                "more unacknowledged QoS 1/2 messages than our Receive Maximum",
-                reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
-            )  # [MQTT-3.3.4-9]
+            # [MQTT-3.3.4-9] forbids it; the client ends the connection with 0x93 (section
+            # 3.3.4), but only after the I/O layer has handled this batch (see
+            # receive_maximum_exceeded): what the batch acknowledges goes out first.
+            self.receive_maximum_exceeded = True
         unacked[packet_id] = [qos, 0, mark]
         return packet
 
