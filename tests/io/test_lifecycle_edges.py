@@ -80,9 +80,19 @@ async def test_new_work_waits_while_a_protocol_error_is_flushed() -> None:
     )
 
 
-@pytest.fixture(params=["memory", "socket"])
+@pytest.fixture(
+    params=[
+        (stream, version)
+        for stream in ("memory", "socket")
+        for version in (ProtocolVersion.V5, ProtocolVersion.V311)
+    ],
+    ids=lambda p: f"{p[0]}-{p[1].name}",
+)
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[ScriptedBroker]:
-    broker = ScriptedBroker(socket=request.param == "socket")
+    """Both ways the link runs (a stream, as TLS and WebSocket; a plain socket), and both
+    protocol versions."""
+    stream, version = request.param
+    broker = ScriptedBroker(version, socket=stream == "socket")
     yield broker
     await broker.stream.aclose()
 
@@ -99,17 +109,20 @@ async def test_a_silent_broker_is_detected_whatever_the_application_does(
     silent_from = 20.0
     last_sent = 0.0  # by the broker: CONNACK, or the last message
 
+    version = broker.reader.version
+    v5 = version is ProtocolVersion.V5
+
     async def script() -> None:
         nonlocal last_sent
-        await _accept(broker)
+        await _accept(broker, wire.connack(properties=b"\x00" if v5 else None))
         if activity == "subscribed":
             subscribe = await broker.expect(Subscribe)
             assert isinstance(subscribe, Subscribe)
-            await broker.send(wire.suback(subscribe.packet_id, 1))
+            await broker.send(wire.suback(subscribe.packet_id, 1, v5=v5))
             n = 0
             while trio.current_time() < silent_from:
                 n += 1
-                await broker.send(wire.publish("t", b"m", qos=1, packet_id=n))
+                await broker.send(wire.publish("t", b"m", qos=1, packet_id=n, v5=v5))
                 last_sent = trio.current_time()
                 await broker.expect(PubAck)
                 await trio.sleep(1)
@@ -132,7 +145,10 @@ async def test_a_silent_broker_is_detected_whatever_the_application_does(
         ):
             async with (
                 trio_mqtt.open_client(
-                    transport_factory=broker.factory, keepalive=10, reconnect=None
+                    transport_factory=broker.factory,
+                    keepalive=10,
+                    reconnect=None,
+                    protocol=version,
                 ) as client,
                 trio.open_nursery() as tasks,
             ):
