@@ -3,8 +3,7 @@ the publishing process killed. Figures: ``python -m tests.chaos`` (see tests/cha
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,13 @@ import trio
 
 import trio_mqtt
 from tests.chaos import Report, check, persistent, random_cuts, run_chaos
+from tests.child import child, read_line
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto
 from tests.proxy import Proxy, open_proxy
 from trio_mqtt import ProtocolVersion, SQLiteSessionStore
 
 COUNT = 5000
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -62,6 +61,62 @@ async def test_broker_restart_mid_stream(
     assert report.subscriber_reconnects >= 1
 
 
+async def kill_a_publisher(
+    mosquitto: Mosquitto,
+    version: ProtocolVersion,
+    store: Path,
+    count: int,
+    trouble: Callable[[Proxy], None],
+    *,
+    offline: bool,
+) -> dict[str, list[bytes]]:
+    """Run tests/crashing_publisher.py behind a proxy, apply ``trouble`` to the proxy once it
+    is connected, have it publish ``count`` QoS 1 and QoS 2 messages, SIGKILL it once they
+    have all reached the broker (``last`` arrived), or, ``offline``, once they were all
+    accepted (it printed ``queued``), then let a new process
+    with the same store finish. Returns the payloads a subscriber received, per QoS."""
+    base, client_id = unique("crash"), unique("crash-pub")
+    options = {"protocol": version, **persistent(version)}
+    received: dict[str, list[bytes]] = {"1": [], "2": []}
+    async with (
+        trio_mqtt.open_client(mosquitto.url, client_id=unique("crash-sub"), **options) as sub,  # type: ignore[arg-type]
+        sub.subscribe(f"{base}/+", qos=2) as messages,
+        open_proxy(mosquitto.port) as proxy,
+    ):  # fmt: skip
+        async with child(
+            "tests.crashing_publisher", proxy.url, store, client_id, base, count,
+            int(version), ready=b"connected",
+        ) as process:  # fmt: skip
+            assert process.stdin is not None
+            assert process.stdout is not None
+            trouble(proxy)
+            await process.stdin.send_all(b"go\n")
+            if offline:
+                assert await read_line(process.stdout) == b"queued"
+            else:
+                async for (
+                    message
+                ) in messages:  # until every PUBLISH has reached the broker
+                    if message.payload == b"last":
+                        break
+                    received[message.topic[-1]].append(message.payload)
+            process.kill()
+            assert await process.wait() == -9
+        async with trio_mqtt.open_client(
+            mosquitto.url, client_id=client_id, session_store=SQLiteSessionStore(store),
+            **options,  # type: ignore[arg-type]
+        ) as again:  # fmt: skip
+            await again.publish(
+                f"{base}/2", b"end", qos=2
+            )  # sent after the resent session
+        async for message in messages:
+            if message.payload == b"end":
+                break
+            if message.payload != b"last":  # resent too
+                received[message.topic[-1]].append(message.payload)
+    return received
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_a_new_process_finishes_what_a_killed_one_left(
     mosquitto: Mosquitto, version: ProtocolVersion, tmp_path: Path
@@ -70,59 +125,22 @@ async def test_a_new_process_finishes_what_a_killed_one_left(
     unacknowledged; a new process with the same client id and store resends them: QoS 1 all
     arrive, QoS 2 all arrive exactly once (the broker holds them until the new process's PUBREL)."""
     count = 300
-    base = unique("crash")
-    client_id = unique("crash-pub")
-    store = tmp_path / "session.db"
-    options = {"protocol": version, **persistent(version)}
-    received: dict[str, list[bytes]] = {"1": [], "2": []}
+
+    def no_acknowledgements(proxy: Proxy) -> None:
+        proxy.blackhole(down=True)  # no acknowledgement ever reaches it
+
     with trio.fail_after(60):
-        async with (
-            trio_mqtt.open_client(mosquitto.url, client_id=unique("crash-sub"), **options) as sub,  # type: ignore[arg-type]
-            sub.subscribe(f"{base}/+", qos=2) as messages,
-            open_proxy(mosquitto.port) as proxy,
-        ):  # fmt: skip
-            command = [
-                sys.executable, "-m", "tests.crashing_publisher", proxy.url, str(store),
-                client_id, base, str(count), str(int(version)),
-            ]  # fmt: skip
-            process = await trio.lowlevel.open_process(
-                command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-            try:
-                assert process.stdout is not None
-                assert process.stdin is not None
-                assert (await process.stdout.receive_some(100)).strip() == b"connected"
-                proxy.blackhole(down=True)  # no acknowledgement ever reaches it
-                await process.stdin.send_all(b"go\n")
-                async for (
-                    message
-                ) in messages:  # until every PUBLISH has reached the broker
-                    if message.payload == b"last":
-                        break
-                    received[message.topic[-1]].append(message.payload)
-            finally:
-                process.kill()
-                await process.wait()
-            assert process.returncode == -9
-            assert (
-                received["2"] == []
-            )  # Mosquitto forwards QoS 2 on PUBREL, which never came
-            async with trio_mqtt.open_client(
-                mosquitto.url, client_id=client_id, session_store=SQLiteSessionStore(store),
-                **options,  # type: ignore[arg-type]
-            ) as again:  # fmt: skip
-                await again.publish(
-                    f"{base}/2", b"end", qos=2
-                )  # sent after the resent session
-            async for message in messages:
-                if message.payload == b"end":
-                    break
-                if message.payload != b"last":  # resent too
-                    received[message.topic[-1]].append(message.payload)
+        received = await kill_a_publisher(
+            mosquitto,
+            version,
+            tmp_path / "session.db",
+            count,
+            no_acknowledgements,
+            offline=False,
+        )
     numbers = [b"%d" % n for n in range(count)]
-    assert (
-        list(dict.fromkeys(received["1"])) == numbers
-    )  # all, in order; duplicates allowed
+    # all, in order; duplicates allowed
+    assert list(dict.fromkeys(received["1"])) == numbers
     assert received["2"] == numbers  # all, exactly once, in order
 
 
@@ -135,46 +153,15 @@ async def test_publishes_queued_offline_survive_a_killed_process(
     queues its messages, is killed (SIGKILL), and a new process with the same store sends
     them all, QoS 2 exactly once. Before, every queued one was lost."""
     count = 200
-    base = unique("offline-crash")
-    client_id = unique("offline-pub")
-    store = tmp_path / "session.db"
-    options = {"protocol": version, **persistent(version)}
-    received: dict[str, list[bytes]] = {"1": [], "2": []}
+
+    def cut_off(proxy: Proxy) -> None:
+        proxy.refuse()
+        proxy.cut()  # offline from here: the publishes wait in its queue
+
     with trio.fail_after(60):
-        async with (
-            trio_mqtt.open_client(mosquitto.url, client_id=unique("offline-sub"), **options) as sub,  # type: ignore[arg-type]
-            sub.subscribe(f"{base}/+", qos=2) as messages,
-            open_proxy(mosquitto.port) as proxy,
-        ):  # fmt: skip
-            command = [
-                sys.executable, "-m", "tests.crashing_publisher", proxy.url, str(store),
-                client_id, base, str(count), str(int(version)),
-            ]  # fmt: skip
-            process = await trio.lowlevel.open_process(
-                command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-            try:
-                assert process.stdout is not None
-                assert process.stdin is not None
-                assert (await process.stdout.receive_some(100)).strip() == b"connected"
-                proxy.refuse()
-                proxy.cut()  # offline from here: the publishes wait in its queue
-                await process.stdin.send_all(b"go\n")
-                assert (await process.stdout.receive_some(100)).strip() == b"queued"
-            finally:
-                process.kill()
-                await process.wait()
-            assert process.returncode == -9
-            async with trio_mqtt.open_client(
-                mosquitto.url, client_id=client_id, session_store=SQLiteSessionStore(store),
-                **options,  # type: ignore[arg-type]
-            ) as again:  # fmt: skip
-                await again.publish(f"{base}/2", b"end", qos=2)  # after the queued ones
-            async for message in messages:
-                if message.payload == b"end":
-                    break
-                if message.payload != b"last":
-                    received[message.topic[-1]].append(message.payload)
+        received = await kill_a_publisher(
+            mosquitto, version, tmp_path / "session.db", count, cut_off, offline=True
+        )
     numbers = [b"%d" % n for n in range(count)]
     assert list(dict.fromkeys(received["1"])) == numbers  # all, in order
     assert received["2"] == numbers  # all, exactly once, in order

@@ -10,24 +10,21 @@ from __future__ import annotations
 
 import functools
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
 import pytest
 import trio
 
 import trio_mqtt
+from tests.child import child, read_all
 from tests.ejabberd import PASSWORD, USERNAME, Ejabberd
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, TLSFiles
 from trio_mqtt import MQTTClient, ProtocolVersion, TLSConfig, Will
 from trio_mqtt._link import CLOSE_GRACE
 
-ROOT = Path(__file__).resolve().parents[2]
 Opener = Callable[[], AbstractAsyncContextManager[MQTTClient]]
 WAYS = ["move_on_after", "fail_after", "service_task", "subscription_open"]
 
@@ -358,28 +355,19 @@ async def test_ctrl_c_disconnects_cleanly(
     open: Trio raises KeyboardInterrupt in the main task, the nursery cancels the service,
     and the client still sends DISCONNECT: no will, and no error but the KeyboardInterrupt."""
     client_id, will_topic = unique("ctrl-c"), unique("will")
-    command = [
-        sys.executable, "-m", "tests.service_client", mosquitto.url, client_id,
-        will_topic, str(int(version)),
-    ]  # fmt: skip
     with trio.fail_after(20):
-        async with will_watcher(mosquitto.url, will_topic) as no_will, no_will():
-            process = await trio.lowlevel.open_process(
-                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            try:
-                assert process.stdout is not None
-                assert process.stderr is not None
-                assert (await process.stdout.receive_some(100)).strip() == b"ready"
-                process.send_signal(signal.SIGINT)
-                await process.wait()
-                stderr = b""
-                while chunk := await process.stderr.receive_some():
-                    stderr += chunk
-            finally:
-                process.kill()
-                await process.wait()
-            log = await mosquitto.wait_for_log(f"Client {client_id} disconnected.")
+        async with (
+            will_watcher(mosquitto.url, will_topic) as no_will,
+            no_will(),
+            child(
+                "tests.service_client", mosquitto.url, client_id, will_topic,
+                int(version), ready=b"ready",
+            ) as process,
+        ):  # fmt: skip
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+            stderr = await read_all(process.stderr)
+    log = await mosquitto.wait_for_log(f"Client {client_id} disconnected.")
     assert f"Client {client_id} closed its connection" not in log
     # The program's own nursery wraps it (Trio's strict groups), and nothing else is there:
     # no ClosedResourceError, ConnectionLostError or other error from the client.

@@ -15,7 +15,7 @@ import trio_mqtt
 from tests.chaos import persistent
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, free_port
-from tests.proxy import open_proxy
+from tests.proxy import Proxy, open_proxy
 from trio_mqtt import (
     ClientState,
     Connected,
@@ -70,6 +70,20 @@ async def test_reconnects_after_a_cut_and_reports_each_state(
             assert (await messages.receive()).payload == b"after"
 
 
+@asynccontextmanager
+async def keepalive_1s_behind_proxy(
+    mosquitto: Mosquitto, version: ProtocolVersion
+) -> AsyncIterator[tuple[Proxy, trio_mqtt.MQTTClient]]:
+    """A client with a one-second keep alive, reconnecting fast, behind a fault proxy."""
+    async with (
+        open_proxy(mosquitto.port) as proxy,
+        trio_mqtt.open_client(
+            proxy.url, protocol=version, keepalive=1, reconnect=FAST
+        ) as client,
+    ):
+        yield proxy, client
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_black_hole_is_detected_by_keepalive_then_reconnected(
     mosquitto: Mosquitto, version: ProtocolVersion
@@ -77,10 +91,7 @@ async def test_black_hole_is_detected_by_keepalive_then_reconnected(
     topic = unique("hole")
     with trio.fail_after(15):
         async with (
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, protocol=version, keepalive=1, reconnect=FAST
-            ) as client,
+            keepalive_1s_behind_proxy(mosquitto, version) as (proxy, client),
             client.subscribe(topic, qos=1) as messages,
         ):
             with client.watch_state() as changes:
@@ -105,10 +116,7 @@ async def test_black_hole_is_detected_while_the_application_keeps_publishing(
     topic = unique("busy-hole")
     with trio.fail_after(15):
         async with (
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, protocol=version, keepalive=1, reconnect=FAST
-            ) as client,
+            keepalive_1s_behind_proxy(mosquitto, version) as (proxy, client),
             trio.open_nursery() as publishers,
         ):
 
