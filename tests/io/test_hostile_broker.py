@@ -112,6 +112,7 @@ CATALOGUE = [
     Evil("CONNACK with reserved flag bits", wire.frame(0x20, b"\x02\x00\x00"), MalformedPacketError, MALFORMED, True),  # [MQTT-3.2.2-1]
     Evil("CONNACK with an unknown reason code", wire.frame(0x20, b"\x00\x05\x00"), MalformedPacketError, MALFORMED, True),
     Evil("CONNACK Receive Maximum 0", wire.connack(properties=wire.props(b"\x21" + wire.u16(0))), RemoteProtocolError, PROTOCOL, True),  # [MQTT-3.2.2-?] section 3.2.2.3.3
+    Evil("CONNACK Session Present after a clean start", wire.connack(session_present=True), RemoteProtocolError, PROTOCOL, True),  # [MQTT-3.2.2-4]
     Evil("CONNACK Maximum QoS 2", wire.connack(properties=wire.props(b"\x24\x02")), RemoteProtocolError, PROTOCOL, True),
     Evil("CONNACK with a PUBLISH-only property", wire.connack(properties=wire.props(b"\x01\x01")), MalformedPacketError, MALFORMED, True),
     Evil("CONNACK with a property twice", wire.connack(properties=wire.props(b"\x21\x00\x05", b"\x21\x00\x05")), RemoteProtocolError, PROTOCOL, True),  # [MQTT-2.2.2-?] section 2.2.2.2
