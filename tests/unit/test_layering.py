@@ -1,4 +1,5 @@
-"""The protocol core does no I/O: an AST check of every import in the lower layers (ARCHITECTURE B.4)."""
+"""The layering, checked on the source: the protocol core does no I/O (ARCHITECTURE B.4), and
+every import in the package goes down the layer map (ARCHITECTURE §3-4; #15 will regroup it)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,91 @@ def test_the_check_sees_imports(tmp_path: pathlib.Path) -> None:
     )
     assert _imports(module) == {"os", "time"}
     assert len(CORE) >= 8
+
+
+# The whole layer map (ARCHITECTURE §3-4), bottom first: a module may import only modules of a
+# lower rank, so that the file list reads as the layers and no import goes upward. A module
+# missing here fails the test: place it in the map when you add it.
+LAYERS: list[tuple[str, list[str]]] = [
+    ("vocabulary", ["_version", "_enums", "_exceptions", "_topics"]),
+    (
+        "sans-IO core",
+        [
+            "_sansio._fast", "_sansio._wire", "_sansio._properties", "_sansio._packets",
+            "_sansio._events", "_sansio._session", "_sansio._codec", "_sansio._connection",
+            "_sansio",
+        ],
+    ),
+    ("values and policy", ["_config", "_tls", "_auth", "_message", "_status", "_options"]),
+    (
+        "Trio I/O",
+        [
+            "_sync", "_ws", "_transports", "_stores", "_queue_journal", "_subscription",
+            "_router", "_link", "_supervisor",
+        ],
+    ),
+    ("public objects", ["_client", "_open"]),
+    ("namespaces", ["lowlevel", "__init__"]),
+]  # fmt: skip
+RANK = {
+    module: rank
+    for rank, module in enumerate(m for _, modules in LAYERS for m in modules)
+}
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _package_imports(path: pathlib.Path) -> set[str]:
+    """The package modules ``path`` imports (relative or ``trio_mqtt.``), wherever the
+    import stands (TYPE_CHECKING blocks and functions included)."""
+    package = list(path.parent.relative_to(PACKAGE).parts)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[: len(package) - (node.level - 1)]
+            target = [*base, *(node.module.split(".") if node.module else [])]
+        elif node.module and node.module.split(".")[0] == "trio_mqtt":
+            target = node.module.split(".")[1:] or ["__init__"]
+        else:
+            continue
+        names = [".".join(target)] if target else []
+        if not node.module:  # "from . import x": x are modules
+            names = [".".join([*target, a.name]) for a in node.names]
+        found.update(n for n in names if n)
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))
+def test_imports_go_down_the_layer_map(path: pathlib.Path) -> None:
+    name = _module_name(path) or "__init__"
+    assert name in RANK, f"{name} is not in the layer map (tests/unit/test_layering.py)"
+    targets = _package_imports(path)
+    unknown = sorted(t for t in targets if t not in RANK)
+    assert unknown == [], (
+        f"{name} imports modules missing from the layer map: {unknown}"
+    )
+    upward = sorted(t for t in targets if RANK[t] >= RANK[name])
+    assert upward == [], f"{name} imports from its own layer's right or above: {upward}"
+
+
+def test_the_layer_map_check_sees_the_imports() -> None:
+    assert "_sansio._codec" in _package_imports(PACKAGE / "_stores.py")
+    assert _package_imports(PACKAGE / "_enums.py") == set()
+    assert _package_imports(PACKAGE / "_sansio" / "_codec.py") >= {"_enums", "_topics"}
+    assert _package_imports(PACKAGE / "__init__.py") >= {"_client", "_open"}
+    assert (
+        RANK["_client"]
+        > RANK["_supervisor"]
+        > RANK["_link"]
+        > RANK["_sansio._connection"]
+    )
