@@ -105,6 +105,7 @@ class MQTTClient:
         offline_timeout: float | None,
         offline_bytes: int = 2**62,
         journal: QueueJournal | None = None,
+        restored: Sequence[tuple[int, Publish]] = (),
     ) -> None:
         self._buffer_size = buffer_size
         self._offline_limit = offline_queue
@@ -132,6 +133,7 @@ class MQTTClient:
         self._stale_filters = NO_FILTERS
         self._session_present = False
         self._persistent = False  # the session outlives the connection
+        self._restore_queue(restored)
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -313,15 +315,16 @@ class MQTTClient:
                 f"not connected, and the offline queue is full ({self._offline_limit} "
                 f"messages or {self._offline_bytes} bytes of payload)"
             )
+        if qos and self._journal is not None:
+            # on disk first: a store that fails leaves nothing queued behind the error
+            request.key = self._journal.added(stored_form(*request.args))
         if self._queue is _NO_QUEUE:
             self._queue = deque()
         self._queue.append(request)
         self._queued_bytes += len(data)
-        if qos and self._journal is not None:
-            request.key = self._journal.added(stored_form(*request.args))
         return await self._outcome(request)
 
-    def _restore_queue(self, queued: list[tuple[int, Publish]]) -> None:
+    def _restore_queue(self, queued: Sequence[tuple[int, Publish]]) -> None:
         """Queue, first, the publishes an earlier process accepted but never sent (its
         session store kept them); nobody waits for their outcome."""
         if not queued:

@@ -187,8 +187,8 @@ async def open_client(
         journal=QueueJournal(session_store, session.queued)
         if session_store is not None
         else None,
+        restored=session.queued,
     )
-    client._restore_queue(session.queued)
     supervisor = client._supervisor = Supervisor(
         settings,
         session,

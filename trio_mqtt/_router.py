@@ -95,6 +95,7 @@ class Router:
     """Routes inbound PUBLISHes of one client to its subscriptions."""
 
     __slots__ = (
+        "_eager",
         "_limit",
         "_room",
         "_routes",
@@ -122,6 +123,9 @@ class Router:
         # the most of them before the reader waits (MQTT 3.1.1 only: see Bounds)
         self._limit = 1 << 62
         self._room = Waiters()  # the reader, waiting for unacked to fall below _limit
+        self._eager = (
+            0  # live ack_on_arrival subscriptions (they may have to be waited for)
+        )
         self._wake = wake
         # topic -> (subscription identifiers, the subscriptions it routes to)
         self._routes: dict[str, tuple[tuple[int, ...], tuple[Subscription, ...]]] = {}
@@ -189,13 +193,16 @@ class Router:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
             self._routes.clear()
+            self._eager -= subscription.ack_on_arrival
 
     def route_nowait(self, publish: Publish) -> bool:
         """Route ``publish`` if that needs no waiting; False if a QoS 0 message meets a full
         subscription buffer (then :meth:`route` waits for room: backpressure)."""
         targets = self._targets(publish)
         if publish.qos:
-            if self.unacked >= self._limit or _full(targets) is not None:
+            if self.unacked >= self._limit or (
+                self._eager and _full(targets) is not None
+            ):
                 return False  # wait for room (see Bounds)
             self._route_acknowledged(publish, targets)
             return True
@@ -229,7 +236,7 @@ class Router:
                     self.unacked,
                 )
                 await self._room.wait()
-            elif (full := _full(targets)) is not None:
+            elif self._eager and (full := _full(targets)) is not None:
                 await full._senders.wait()  # an ack_on_arrival subscription's buffer
             else:
                 break
@@ -294,6 +301,7 @@ class Router:
     def add(self, subscription: Subscription) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)
+        self._eager += subscription.ack_on_arrival
         self._routes.clear()
         self.known = self.known.union(subscription.filters)
         if not self.orphans:
