@@ -11,6 +11,7 @@ from typing import Any, final
 import attrs
 import trio
 
+from ._config import Endpoint
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, RetainHandling
 from ._exceptions import (
     LocalProtocolError,
@@ -120,7 +121,7 @@ class MQTTClient:
         self._queue: deque[_Request] = _NO_QUEUE
         self._journal = journal  # keeps the queued QoS 1/2 publishes in a session store
         self._pump_stalled = False  # _pump() waits for the link to write
-        self._router = Router(self._wake)
+        self._router = Router()
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
         self._state = ClientState.CONNECTING
@@ -141,6 +142,12 @@ class MQTTClient:
     def client_id(self) -> str:
         """The client identifier in use (assigned by the broker if none was given, MQTT 5)."""
         return self._supervisor.connect.client_id
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The broker of the current connection (or of the latest attempt, while
+        reconnecting): the URL's, or the one a Server Reference sent the client to."""
+        return self._supervisor.endpoint
 
     @property
     def session_present(self) -> bool:
@@ -209,10 +216,6 @@ class MQTTClient:
             raise self._failure
         if self._closed:
             raise trio.ClosedResourceError("the client is closed")
-
-    def _wake(self) -> None:
-        if self._link is not None:
-            self._link.wake()
 
     # -- publish --------------------------------------------------------------------------------
 
@@ -288,19 +291,17 @@ class MQTTClient:
                 # has accumulated in one write. Only a full buffer makes the caller wait for
                 # the network (backpressure); otherwise this is a cancellation point only.
                 await trio.lowlevel.checkpoint_if_cancelled()
-                conn = link.conn
-                conn.publish(topic, data, retain=retain, properties=properties)
-                if conn.buffered_size < _HIGH_WATER:
-                    link.wake()
+                link.publish(topic, data, retain=retain, properties=properties)
+                if link.unsent_bytes < _HIGH_WATER:
                     return _QOS0_RESULT
                 try:
-                    await link.wait_sent(link.mark())
+                    await link.drain()
                 except MQTTError:
                     if self._supervisor.settings.reconnect is None:
                         raise
                     # At most once: lost with the connection; the client reconnects.
                 return _QOS0_RESULT
-            if link.conn.send_quota_available:
+            if link.send_quota_available:
                 qos = QOS_LEVELS[qos]
                 request = _Request(qos, (topic, data, qos, retain, properties))
                 self._issue(request)
@@ -354,14 +355,13 @@ class MQTTClient:
         topic, data, qos, retain, properties = request.args
         if request.key and self._journal is not None:
             self._journal.removed(request.key)  # outbound from here (one commit)
-        packet_id = self._link.conn.publish(
+        packet_id = self._link.publish(
             topic, data, qos=qos, retain=retain, properties=properties
         )
         if packet_id is None:
             request.finish()
         else:
             self._waiters[packet_id] = request
-        self._link.wake()
 
     def _pump(self) -> None:
         """Hand queued publishes to the connection, in order, while its quota allows, and a
@@ -371,11 +371,11 @@ class MQTTClient:
         queue = self._queue
         link = self._link
         while queue and self._ready and link is not None:
-            if queue[0].qos and not link.conn.send_quota_available:
+            if queue[0].qos and not link.send_quota_available:
                 return
-            if link.conn.buffered_size >= _HIGH_WATER:
+            if link.unsent_bytes >= _HIGH_WATER:
                 self._pump_stalled = True
-                link.wake()  # its write calls _link_sent (perhaps at once: last here)
+                link.flush()  # its write calls _link_sent (perhaps at once: last here)
                 return
             request = queue.popleft()
             self._queued_bytes -= len(request.args[1])
@@ -422,9 +422,8 @@ class MQTTClient:
         """Queue a SUBSCRIBE/UNSUBSCRIBE with ``queue()`` and wait for its ack; ``None`` when the
         connection was lost first (such requests are never resent: the caller asks again)."""
         request = _Request()
-        packet_id = queue()
+        packet_id = queue()  # queued and sent (a link command)
         self._waiters[packet_id] = request
-        self._wake()
         try:
             await request.event.wait()
         finally:
@@ -530,7 +529,7 @@ class MQTTClient:
             await self.wait_connected()
             link = self._link
             assert link is not None
-            ack = await self._request(functools.partial(link.conn.unsubscribe, filters))
+            ack = await self._request(functools.partial(link.unsubscribe, filters))
             if ack is not None:
                 _check_unsuback(ack)
                 return
@@ -544,7 +543,7 @@ class MQTTClient:
             properties = Properties(subscription_identifiers=(sub_id,))
             for request in subscription.requests:
                 self._router.set_filter_id(request.topic_filter, sub_id)
-        return self._link.conn.subscribe(subscription.requests, properties)
+        return self._link.subscribe(subscription.requests, properties)
 
     async def _subscribe_once(self, subscription: Subscription) -> bool:
         """SUBSCRIBE and wait for SUBACK; False if the connection was lost first."""
@@ -602,8 +601,7 @@ class MQTTClient:
             # Offline: unsubscribe when the session is resumed (a new session has none of them).
             self._stale_filters = self._stale_filters.union(filters)
         elif error is not None:
-            link.conn.unsubscribe(filters)  # its UNSUBACK needs no waiter
-            link.wake()
+            link.unsubscribe(filters)  # its UNSUBACK needs no waiter
         else:
             await self._unsubscribe_filters(link, filters)
             return
@@ -614,7 +612,7 @@ class MQTTClient:
         goes away first makes it moot."""
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             try:
-                ack = await self._request(lambda: link.conn.unsubscribe(filters))
+                ack = await self._request(lambda: link.unsubscribe(filters))
             except (trio.ClosedResourceError, MQTTError):
                 return  # the client closed or failed meanwhile: the UNSUBSCRIBE is moot
             if ack is not None:
@@ -626,17 +624,17 @@ class MQTTClient:
         self._link = link
         self._session_present = connack.session_present
         connect = self._supervisor.connect
-        if link.conn.version is ProtocolVersion.V5:
+        if link.version is ProtocolVersion.V5:
             expiry = connack.properties.session_expiry_interval
             if expiry is None:  # the broker did not override ours (section 3.2.2.3.2)
                 expiry = connect.properties.session_expiry_interval
             self._persistent = bool(expiry)
         else:
             self._persistent = not connect.clean_start
-        self._router.new_connection(link.conn, connack.session_present)
+        self._router.new_connection(link, connack.session_present)
         self._use_ids = (
-            link.conn.version is ProtocolVersion.V5
-            and link.conn.server.subscription_identifier_available
+            link.version is ProtocolVersion.V5
+            and link.server.subscription_identifier_available
         )
 
     async def _link_up(self, link: Link, connack: ConnAck) -> None:
@@ -646,7 +644,7 @@ class MQTTClient:
                 f for s in self._router.subscriptions for f in s.filters
             }
             if stale:
-                link.conn.unsubscribe(sorted(stale))  # its UNSUBACK needs no waiter
+                link.unsubscribe(sorted(stale))  # its UNSUBACK needs no waiter
         else:
             for subscription in list(self._router.subscriptions):
                 if not subscription._subscribed:
@@ -677,12 +675,11 @@ class MQTTClient:
 
     def _link_down(self, error: MQTTError | None) -> None:
         self._link_ending()
-        session = self._supervisor.session
         for packet_id, request in list(self._waiters.items()):
-            if packet_id not in session.outbound:
+            if not request.args:
                 del self._waiters[packet_id]
                 request.finish()  # a SUBSCRIBE/UNSUBSCRIBE: asked again after reconnecting
-        session.release_requests()
+        # (a publish waits on: the session resends it on the next connection)
 
     def _state_changed(self, state: ClientState, change: StateChange | None) -> None:
         self._state = state

@@ -34,14 +34,14 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
 
 import attrs
 import trio
 
 from ._auth import Authenticator
-from ._enums import ReasonCode
+from ._enums import ProtocolVersion, QoS, ReasonCode
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -50,7 +50,7 @@ from ._exceptions import (
     MQTTError,
     RemoteProtocolError,
 )
-from ._sansio._connection import MQTTConnection
+from ._sansio._connection import ConnectionState, MQTTConnection, ServerLimits
 from ._sansio._events import (
     AuthChallenged,
     ConnectionAccepted,
@@ -60,7 +60,9 @@ from ._sansio._events import (
     KeepAliveExpired,
     ReauthenticationCompleted,
 )
-from ._sansio._packets import ConnAck, Connect
+from ._sansio._packets import ConnAck, Connect, SubscriptionRequest
+from ._sansio._properties import EMPTY_PROPERTIES, Properties
+from ._sansio._session import SessionState
 from ._sync import Wakeup
 from ._transports import quickack, raw_fd
 
@@ -102,6 +104,7 @@ class Link:
         "_before_send",
         "_closed",
         "_closing",
+        "_conn",
         "_delivering",
         "_direct",
         "_direct_sends",
@@ -124,26 +127,28 @@ class Link:
         "_sent",
         "_sent_lot",
         "_stopped",
+        "_stream",
         "_wake",
         "_writer_running",
         "_writing",
-        "conn",
-        "stream",
     )
 
     def __init__(
         self,
         stream: trio.abc.Stream,
-        conn: MQTTConnection,
-        on_event: Callable[[Event], Awaitable[None]],
         *,
+        version: ProtocolVersion,
+        session: SessionState,
+        receive_maximum: int,
+        max_packet_size: int,
+        on_event: Callable[[Event], Awaitable[None]],
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
         on_events_nowait: Callable[[list[Event], int], int] | None = None,
         on_ending: Callable[[], None] | None = None,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
-        self.stream = stream
+        self._stream = stream
         self._quickack = quickack(stream)
         # The socket's descriptor when the stream is a plain socket (POSIX): then the tasks
         # that queue packets send them themselves when the writer is idle (see wake()), and
@@ -168,7 +173,13 @@ class Link:
         self._authenticator = authenticator
         self._reauthenticated: trio.Event | None = None
         self._before_send = before_send
-        self.conn = conn
+        # The protocol machine: this link is the only object that calls into it.
+        self._conn = MQTTConnection(
+            version=version,
+            session=session,
+            receive_maximum=receive_maximum,
+            max_packet_size=max_packet_size,
+        )
         self._on_event = on_event
         self._on_events_nowait = on_events_nowait
         # called once the link can take no new work (failing, or flushing a DISCONNECT)
@@ -195,7 +206,7 @@ class Link:
             ConnectError: the connection closed or broke before CONNACK.
             RemoteProtocolError: the broker answered with something other than CONNACK.
         """
-        conn = self.conn
+        conn = self._conn
         authenticator = self._authenticator
         if authenticator is not None:
             connect = attrs.evolve(
@@ -208,9 +219,9 @@ class Link:
             )
         conn.connect(connect, now=trio.current_time())
         try:
-            await self.stream.send_all(conn.data_to_send(now=trio.current_time()))
+            await self._stream.send_all(conn.data_to_send(now=trio.current_time()))
             while True:
-                data = await self.stream.receive_some(_RECEIVE_SIZE)
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
                 if not data:
                     raise ConnectError(
                         "the broker closed the connection before answering CONNECT"
@@ -223,7 +234,7 @@ class Link:
                 for index, event in enumerate(events):
                     if isinstance(event, AuthChallenged):
                         self._answer(event)
-                        await self.stream.send_all(
+                        await self._stream.send_all(
                             conn.data_to_send(now=trio.current_time())
                         )
                     if isinstance(event, ConnectionAccepted) and authenticator:
@@ -249,7 +260,7 @@ class Link:
         try:
             return step(*args)
         except Exception as exc:
-            self.conn.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+            self._conn.disconnect(ReasonCode.UNSPECIFIED_ERROR)
             if isinstance(exc, AuthenticationError):
                 raise
             raise AuthenticationError(
@@ -260,7 +271,7 @@ class Link:
         """Answer the broker's AUTH 0x18 with the authenticator's response."""
         assert self._authenticator is not None  # the machine checked the method
         response = self._authenticate(self._authenticator.challenge, event.data)
-        self.conn.auth(ReasonCode.CONTINUE_AUTHENTICATION, response)
+        self._conn.auth(ReasonCode.CONTINUE_AUTHENTICATION, response)
 
     async def reauthenticate(self) -> None:
         """Run a re-authentication (AUTH 0x19, section 4.12.1) on this connection.
@@ -274,8 +285,8 @@ class Link:
         if authenticator is None:
             raise LocalProtocolError("re-authentication needs an authenticator")
         done = self._reauthenticated = trio.Event()
-        self.conn.auth(ReasonCode.RE_AUTHENTICATE, authenticator.start())
-        self.wake()
+        self._conn.auth(ReasonCode.RE_AUTHENTICATE, authenticator.start())
+        self.flush()
         await done.wait()  # set by AUTH 0x00, or by the link's end
         if self._failure is not None:
             raise self._failure
@@ -286,9 +297,9 @@ class Link:
         # Best effort, e.g. the DISCONNECT a protocol error queued; never blocks for long.
         with trio.move_on_after(1):
             try:
-                data = self.conn.data_to_send(now=trio.current_time())
+                data = self._conn.data_to_send(now=trio.current_time())
                 if data:
-                    await self.stream.send_all(data)
+                    await self._stream.send_all(data)
             except (*_TRANSPORT_ERRORS, trio.BusyResourceError):
                 pass
 
@@ -307,7 +318,7 @@ class Link:
             self._scope = nursery.cancel_scope
             if self._stopped:
                 nursery.cancel_scope.cancel()
-            if not self._raw or self.conn.has_data_to_send:
+            if not self._raw or self._conn.has_data_to_send:
                 # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
                 self._start_writer()
             if started is not None:
@@ -363,8 +374,8 @@ class Link:
         return self._failure
 
     async def _reader(self) -> None:
-        conn = self.conn
-        receive_some = self.stream.receive_some
+        conn = self._conn
+        receive_some = self._stream.receive_some
         quick = self._quickack
         nowait = self._on_events_nowait
         raw = self._raw
@@ -429,7 +440,7 @@ class Link:
                     except RemoteProtocolError as exc:
                         await self._end(exc)
                     if conn.has_data_to_send:
-                        self.wake()
+                        self.flush()
                     # the fast path: acknowledgements, and messages delivered without waiting,
                     # all in one call; the rest is left to the loop above
                     index = nowait(events, 0) if nowait is not None else 0
@@ -438,21 +449,21 @@ class Link:
             if keepalive.cancelled_caught:
                 self._keepalive(conn)
                 if conn.has_data_to_send:
-                    self.wake()
+                    self.flush()
 
     async def _end(self, error: RemoteProtocolError) -> NoReturn:
         """The broker broke the protocol: flush the DISCONNECT the machine queued (at most a
         second), then raise."""
         self._ending()  # no new work while the DISCONNECT is flushed
-        self.wake()
+        self.flush()
         with trio.move_on_after(1):
-            await self.wait_sent(self.mark())
+            await self.drain()
         raise error
 
     async def _dispatch(self, event: Event) -> None:
         if isinstance(event, AuthChallenged):
             self._answer(event)
-            self.wake()
+            self.flush()
             return
         if isinstance(event, ReauthenticationCompleted):
             assert self._authenticator is not None
@@ -479,8 +490,8 @@ class Link:
             self._nursery.start_soon(self._guard, self._writer)
 
     async def _writer(self) -> None:
-        conn = self.conn
-        send_all = self.stream.send_all
+        conn = self._conn
+        send_all = self._stream.send_all
         wake = self._wake
         raw = self._raw
         try:
@@ -544,10 +555,85 @@ class Link:
                     f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
                 )
 
-    # -- used by the client ---------------------------------------------------------------------
+    # -- commands: the only way into the protocol machine -------------------------------------
+    #
+    # Each queues its packet on the machine and has it sent (see flush()): the caller never
+    # has to remember a second step. They raise what the machine raises (LocalProtocolError
+    # when the connection or the broker's limits forbid the packet, ValueError for bad input).
 
-    def wake(self) -> None:
-        """Have what the connection queued sent: at once from the calling task, when the
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: QoS = QoS.AT_MOST_ONCE,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> int | None:
+        """Queue a PUBLISH and have it sent; its packet identifier (``None`` for QoS 0)."""
+        packet_id = self._conn.publish(
+            topic, payload, qos=qos, retain=retain, properties=properties
+        )
+        self.flush()
+        return packet_id
+
+    def subscribe(
+        self, requests: Sequence[SubscriptionRequest], properties: Properties
+    ) -> int:
+        """Queue a SUBSCRIBE and have it sent; its packet identifier."""
+        packet_id = self._conn.subscribe(requests, properties)
+        self.flush()
+        return packet_id
+
+    def unsubscribe(self, filters: Sequence[str]) -> int:
+        """Queue an UNSUBSCRIBE and have it sent; its packet identifier."""
+        packet_id = self._conn.unsubscribe(filters)
+        self.flush()
+        return packet_id
+
+    def acknowledge(self, packet_id: int) -> None:
+        """The application has taken inbound message ``packet_id``: queue its PUBACK/PUBREC
+        (in arrival order, [MQTT-4.6.0-2]) and have it sent. Ignored once the link is down:
+        the resumed session's redelivery is answered on the next link."""
+        if self._conn.state is ConnectionState.CONNECTED:
+            self._conn.acknowledge(packet_id)
+            self.flush()
+
+    # -- what the machine knows, for the link's users ---------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the machine is connected (CONNACK accepted, no DISCONNECT yet)."""
+        return self._conn.state is ConnectionState.CONNECTED
+
+    @property
+    def version(self) -> ProtocolVersion:
+        """The protocol version spoken."""
+        return self._conn.version
+
+    @property
+    def server(self) -> ServerLimits:
+        """The broker's limits and capabilities, from its CONNACK."""
+        return self._conn.server
+
+    @property
+    def receive_maximum(self) -> int:
+        """How many unacknowledged QoS 1/2 messages we allow the broker (our CONNECT)."""
+        return self._conn.receive_maximum
+
+    @property
+    def send_quota_available(self) -> bool:
+        """Whether another QoS 1/2 PUBLISH may go out now (the broker's Receive Maximum)."""
+        return self._conn.send_quota_available
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes queued and not yet handed to the stream (for backpressure): on the machine,
+        and what a direct send left over for the writer."""
+        return self._conn.buffered_size + len(self._pending)
+
+    def flush(self) -> None:
+        """Have what the machine queued sent: at once from the calling task, when the
         stream is a plain socket, the writer is idle and few sends went this way since the
         last read (a burst of packets from tasks that do not yield in between goes to the
         writer, which sends them in one write); otherwise by the writer."""
@@ -557,10 +643,28 @@ class Link:
         else:
             self._start_writer()
 
+    async def drain(self) -> None:
+        """Wait until everything queued so far has been handed to the stream.
+
+        Raises:
+            MQTTError: the link failed or closed first (why it ended).
+        """
+        self._queued += 1
+        ticket = self._queued
+        self._start_writer()
+        while self._sent < ticket:
+            if self._failure is not None:
+                raise self._failure
+            if self._ended:
+                raise _lost("the connection closed")
+            if self._sent_lot is None:
+                self._sent_lot = trio.lowlevel.ParkingLot()
+            await self._sent_lot.park()
+
     def _send_now(self) -> None:
         """Send what the connection queued with one non-blocking write; leave the rest (and
         any error) to the writer."""
-        data = self.conn.data_to_send(now=trio.current_time())
+        data = self._conn.data_to_send(now=trio.current_time())
         if not data:
             return
         target = self._queued
@@ -573,7 +677,7 @@ class Link:
             self._start_writer()
         else:
             self._sent_up_to(target)
-            if self.conn.has_data_to_send:
+            if self._conn.has_data_to_send:
                 self._start_writer()  # more was encoded meanwhile (see data_to_send)
 
     def _sent_up_to(self, ticket: int) -> None:
@@ -585,22 +689,11 @@ class Link:
         if self._on_sent is not None:
             self._on_sent()
 
-    def mark(self) -> int:
-        """A ticket for everything queued so far; :meth:`wait_sent` waits until it is sent."""
-        self._queued += 1
-        self._start_writer()
-        return self._queued
-
-    async def wait_sent(self, ticket: int) -> None:
-        """Wait until the writer has handed everything queued before ``ticket`` to the stream."""
-        while self._sent < ticket:
-            if self._failure is not None:
-                raise self._failure
-            if self._ended:
-                raise _lost("the connection closed")
-            if self._sent_lot is None:
-                self._sent_lot = trio.lowlevel.ParkingLot()
-            await self._sent_lot.park()
+    async def discard(self) -> None:
+        """Close the stream at once, without DISCONNECT (a refused or failed handshake)."""
+        self._fd = -1
+        self._conn.connection_lost()
+        await trio.aclose_forcefully(self._stream)
 
     async def close(self) -> None:
         """Send DISCONNECT (if still connected), close the stream, stop the tasks.
@@ -622,17 +715,18 @@ class Link:
                     # From here the broker's answer to DISCONNECT (closing its end) is the
                     # expected end, not a failure.
                     self._closing = True
-                    self.conn.disconnect()
+                    self._conn.disconnect()
                     with trio.move_on_after(CLOSE_GRACE):
                         await self._send_last()
             finally:
                 self._closing = True
+                self._conn.connection_lost()
                 # closed below: no direct send may reach a reused descriptor
                 self._fd = -1
                 self._abort()
                 try:
                     with trio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
-                        await self.stream.aclose()
+                        await self._stream.aclose()
                 finally:
                     self._closed.set()
 
@@ -646,7 +740,7 @@ class Link:
             await self._sent_lot.park()
         if self._failure is not None:
             return  # that write failed: the stream is broken
-        data = self._pending + self.conn.data_to_send(now=trio.current_time())
+        data = self._pending + self._conn.data_to_send(now=trio.current_time())
         self._pending = b""
         if not data:
             return
@@ -654,7 +748,7 @@ class Link:
             self._before_send()
         self._writing = True
         try:
-            await self.stream.send_all(data)
+            await self._stream.send_all(data)
         except _TRANSPORT_ERRORS:
             return  # the connection is gone anyway
         finally:

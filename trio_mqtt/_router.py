@@ -29,11 +29,10 @@ unacknowledged (backpressure instead of a disconnect over a limit the broker nev
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from ._enums import ProtocolVersion
+from ._link import Link
 from ._message import Message, new_message
-from ._sansio._connection import ConnectionState, MQTTConnection
 from ._sansio._packets import Publish
 from ._subscription import Subscription
 from ._sync import Waiters
@@ -50,13 +49,15 @@ NO_FILTERS: frozenset[str] = frozenset()
 
 
 class _Delivery:
-    __slots__ = ("abandoned", "conn", "packet_id", "pending", "router")
+    __slots__ = ("abandoned", "link", "packet_id", "pending", "router")
 
     def __init__(
-        self, router: Router, conn: MQTTConnection, packet_id: int, pending: int
+        self, router: Router, link: Link, packet_id: int, pending: int
     ) -> None:
         self.router = router
-        self.conn = conn
+        self.link = (
+            link  # the connection it arrived on: its acknowledgement leaves there
+        )
         self.packet_id = packet_id
         self.pending = pending
         self.abandoned = False
@@ -64,7 +65,7 @@ class _Delivery:
     def release(self) -> None:
         self.pending -= 1
         if self.pending == 0 and not self.abandoned:
-            self.router._acknowledge(self)
+            self.router.acknowledge(self)
 
 
 class _Handle:
@@ -99,17 +100,16 @@ class Router:
         "_limit",
         "_room",
         "_routes",
-        "_wake",
-        "conn",
         "filter_ids",
         "held",
         "known",
+        "link",
         "orphans",
         "subscriptions",
         "unacked",
     )
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self.subscriptions: list[Subscription] = []
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
         self.filter_ids: dict[str, int] = {}
@@ -117,7 +117,7 @@ class Router:
         #: Every filter subscribed to in this process: a message matching none is an orphan.
         self.known = NO_FILTERS  # replaced as it grows (rarely)
         self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
-        self.conn: MQTTConnection | None = None
+        self.link: Link | None = None  # the current connection
         #: QoS 1/2 messages routed on this connection and not yet acknowledged (see Bounds)
         self.unacked = 0
         # the most of them before the reader waits (MQTT 3.1.1 only: see Bounds)
@@ -126,24 +126,24 @@ class Router:
         self._eager = (
             0  # live ack_on_arrival subscriptions (they may have to be waited for)
         )
-        self._wake = wake
         # topic -> (subscription identifiers, the subscriptions it routes to)
         self._routes: dict[str, tuple[tuple[int, ...], tuple[Subscription, ...]]] = {}
 
-    def new_connection(self, conn: MQTTConnection, session_present: bool) -> None:
+    def new_connection(self, link: Link, session_present: bool) -> None:
         """A new connection is up; without the session, no redelivery will come."""
-        self.conn = conn
+        self.link = link
         self.unacked = 0
-        v311 = conn.version is ProtocolVersion.V311
-        self._limit = conn.receive_maximum if v311 else 1 << 62
+        v311 = link.version is ProtocolVersion.V311
+        self._limit = link.receive_maximum if v311 else 1 << 62
         if not session_present:
             self.held.clear()
 
-    def _acknowledge(self, delivery: _Delivery) -> None:
-        conn = delivery.conn
-        if conn is self.conn and conn.state is ConnectionState.CONNECTED:
-            conn.acknowledge(delivery.packet_id)
-            self._wake()
+    def acknowledge(self, delivery: _Delivery) -> None:
+        """Every subscription it went to has taken ``delivery``: acknowledge it to the broker
+        (if its connection is still the current one)."""
+        link = delivery.link
+        if link is self.link and link.connected:
+            link.acknowledge(delivery.packet_id)
             self.unacked -= 1
             if self._room.count and self.unacked < self._limit:
                 self._room.wake_all()
@@ -247,21 +247,21 @@ class Router:
         self, publish: Publish, targets: tuple[Subscription, ...]
     ) -> None:
         """QoS 1/2, once there is room (see Bounds): never waits."""
-        conn = self.conn
-        assert conn is not None
+        link = self.link
+        assert link is not None
         packet_id = publish.packet_id
         assert packet_id is not None
         held = self.held.get(packet_id)
         if held is not None:
             if publish.dup:
                 # The resumed session's redelivery of a message the application already has.
-                held.conn = conn
+                held.link = link
                 self.unacked += 1
                 if held.pending == 0:
-                    self._acknowledge(held)
+                    self.acknowledge(held)
                 return
             del self.held[packet_id]  # not a redelivery: the old one is moot
-        delivery = _Delivery(self, conn, packet_id, len(targets) or 1)
+        delivery = _Delivery(self, link, packet_id, len(targets) or 1)
         self.unacked += 1
         if not targets:
             if any(topic_matches(f, publish.topic) for f in self.known):

@@ -33,7 +33,6 @@ from ._exceptions import (
 )
 from ._link import Link
 from ._sansio._codec import MAX_PACKET_SIZE
-from ._sansio._connection import MQTTConnection
 from ._sansio._events import Event
 from ._sansio._packets import ConnAck, Connect
 from ._sansio._session import SessionState
@@ -168,18 +167,15 @@ class Supervisor:
     async def _attempt(self, endpoint: Endpoint) -> tuple[Link, ConnAck]:
         """Open a stream, send CONNECT, wait for CONNACK; raise ConnectError/ConnectRefusedError."""
         settings = self.settings
-        conn = MQTTConnection(
-            version=self.connect.protocol_version,
-            session=self.session,
-            receive_maximum=settings.receive_maximum,
-            max_packet_size=settings.max_packet_size or MAX_PACKET_SIZE,
-        )
         with trio.move_on_after(settings.connect_timeout) as scope:
             stream = await settings.open_stream(endpoint)
             link = Link(
                 stream,
-                conn,
-                self.owner._on_event,
+                version=self.connect.protocol_version,
+                session=self.session,
+                receive_maximum=settings.receive_maximum,
+                max_packet_size=settings.max_packet_size or MAX_PACKET_SIZE,
+                on_event=self.owner._on_event,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
                 on_events_nowait=self.owner._on_events_nowait,
@@ -190,14 +186,14 @@ class Supervisor:
                 connack = await link.handshake(self.connect)
             except BaseException:
                 with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
+                    await link.discard()
                 raise
         if scope.cancelled_caught:
             raise ConnectError(
                 f"no connection to {endpoint} within {settings.connect_timeout:g}s"
             )
         if connack.reason_code.is_failure:
-            await trio.aclose_forcefully(link.stream)
+            await link.discard()
             props = connack.properties
             raise ConnectRefusedError(
                 connack.reason_code,

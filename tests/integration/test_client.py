@@ -12,6 +12,7 @@ import trio
 
 import trio_mqtt
 from tests.mosquitto import Mosquitto
+from tests.proxy import open_proxy
 from trio_mqtt import ConnectionLostError, ProtocolVersion, QoS, ReasonCode, Will
 
 VERSIONS = [ProtocolVersion.V5, ProtocolVersion.V311]
@@ -215,12 +216,13 @@ async def test_will_on_vanish_not_on_disconnect(
             assert (await statuses.receive()).payload == b"sentinel"
 
             with pytest.raises(ConnectionLostError):
-                async with trio_mqtt.open_client(
-                    mosquitto.url, protocol=version, will=will, reconnect=None
-                ) as doomed:
-                    await trio.aclose_forcefully(
-                        doomed._link.stream
-                    )  # vanish: no DISCONNECT
+                async with (
+                    open_proxy(mosquitto.port) as proxy,
+                    trio_mqtt.open_client(
+                        proxy.url, protocol=version, will=will, reconnect=None
+                    ),
+                ):
+                    assert proxy.cut() == 1  # vanish: no DISCONNECT
                     await trio.sleep_forever()
             message = await statuses.receive()
     assert (message.payload, message.qos) == (b"offline", QoS.AT_LEAST_ONCE)

@@ -22,6 +22,7 @@ from tests.child import child, read_all
 from tests.ejabberd import PASSWORD, USERNAME, Ejabberd
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, TLSFiles
+from tests.proxy import open_proxy
 from trio_mqtt import MQTTClient, ProtocolVersion, TLSConfig, Will
 from trio_mqtt._link import CLOSE_GRACE
 
@@ -134,13 +135,16 @@ async def test_the_check_sees_a_will(
             with pytest.raises(AssertionError):
                 async with no_will():
                     with pytest.raises(trio_mqtt.ConnectionLostError):
-                        async with trio_mqtt.open_client(
-                            mosquitto_tls.url,
-                            client_id=client_id,
-                            will=Will(will_topic, b"died", qos=1),
-                            reconnect=None,
-                        ) as client:
-                            await trio.aclose_forcefully(client._link.stream)  # type: ignore[union-attr]
+                        async with (
+                            open_proxy(mosquitto_tls.port) as proxy,
+                            trio_mqtt.open_client(
+                                proxy.url,
+                                client_id=client_id,
+                                will=Will(will_topic, b"died", qos=1),
+                                reconnect=None,
+                            ),
+                        ):
+                            assert proxy.cut() == 1  # vanish: no DISCONNECT
                             await trio.sleep_forever()
             await mosquitto_tls.wait_for_log(
                 f"Client {client_id} closed its connection."

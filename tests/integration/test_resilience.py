@@ -533,7 +533,7 @@ async def test_server_reference_is_followed(
                         assert change.endpoint.port == mosquitto.port
                     await client.publish(topic, b"here", qos=1)
                     assert (await messages.receive()).payload == b"here"
-            assert client._supervisor.endpoint.port == mosquitto.port
+            assert client.endpoint.port == mosquitto.port
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -89,7 +89,7 @@ async def test_no_secret_in_errors_logs_or_reprs(
             client_id=unique("secret"),
         ) as client:
             await client.publish(unique("secret"), b"x", qos=1)
-            assert_clean(repr(client), str(client._supervisor.endpoint))
+            assert_clean(repr(client), str(client.endpoint))
     assert_clean(repr(Endpoint.from_url("wss://alice:url-S3CRET@h/mqtt")))
     for error in errors:
         assert_clean(*everything_about(error))

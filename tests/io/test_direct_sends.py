@@ -3,7 +3,9 @@ them, and the byte stream's order across both (a real socket pair, a scripted br
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 
 import trio
 import trio.lowlevel
@@ -13,6 +15,30 @@ from tests import wire
 from tests.io.scripted import ScriptedBroker
 from tests.io.test_scripted_broker import _accept, scripted_client
 from trio_mqtt.lowlevel import Disconnect, Publish
+
+
+def bytes_waiting(broker: ScriptedBroker) -> bool:
+    """Whether bytes from the client wait unread on the broker's socket (no checkpoint)."""
+    stream = broker.stream
+    assert isinstance(stream, trio.SocketStream)
+    with socket.socket(fileno=os.dup(stream.socket.fileno())) as peek:
+        try:
+            return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return False
+
+
+def running_tasks() -> int:
+    """How many tasks this run has (the link's writer is one of them only while it runs)."""
+
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(
+            count(child)
+            for nursery in task.child_nurseries
+            for child in nursery.child_tasks
+        )
+
+    return count(trio.lowlevel.current_root_task())
 
 
 async def test_a_direct_write_the_socket_cuts_short_is_finished_by_the_writer() -> None:
@@ -36,11 +62,13 @@ async def test_a_direct_write_the_socket_cuts_short_is_finished_by_the_writer() 
         await broker.stream.aclose()
 
     async with scripted_client(broker, script, keepalive=0) as client:
-        link = client._supervisor.link
-        assert link is not None
+        await trio.testing.wait_all_tasks_blocked()
+        idle = running_tasks()
         await client.publish("big", big)
-        # the partial-write path was taken: bytes were left for the writer
-        assert link._pending
+        # Sent directly: bytes are on the socket before this task yields (a QoS 0 publish
+        # under the high-water mark does not), and cut short: a writer started for the rest.
+        assert bytes_waiting(broker)
+        assert running_tasks() == idle + 1
         await client.publish("small", b"after")
         published.set()
         with trio.fail_after(10):
@@ -111,16 +139,15 @@ async def test_the_writer_runs_only_while_it_has_work(
         await broker.stream.aclose()
 
     async with scripted_client(broker, script, keepalive=0) as client:
-        link = client._supervisor.link
-        assert link is not None
+        await trio.testing.wait_all_tasks_blocked()
+        idle = running_tasks()  # the broker's, the test's, and the client's reader
         for turn in range(2):
             await trio.testing.wait_all_tasks_blocked()
-            assert not link._writer_running
+            assert running_tasks() == idle  # no writer
             await client.publish("t", payload)  # more than the socket takes at once
-            assert link._writer_running
+            assert running_tasks() == idle + 1  # a writer, for the rest
             go[turn].set()
             await trio.testing.wait_all_tasks_blocked()  # all sent; the writer idles
-            assert link._pending == b""
-            assert link._writer_running
+            assert running_tasks() == idle + 1
             await trio.sleep(1.5)  # virtual time: past the linger
-            assert not link._writer_running
+            assert running_tasks() == idle

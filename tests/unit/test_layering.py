@@ -75,7 +75,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Trio I/O",
         [
             "_sync", "_ws", "_transports", "_stores", "_queue_journal", "_subscription",
-            "_router", "_link", "_supervisor",
+            "_link", "_router", "_supervisor",
         ],
     ),
     ("public objects", ["_client", "_open"]),

@@ -414,6 +414,17 @@ class MQTTConnection:
             )
         self.state = ConnectionState.CLOSED
 
+    def connection_lost(self) -> None:
+        """The network connection is gone (or closed): the machine is CLOSED, and the
+        SUBSCRIBE/UNSUBSCRIBE requests in flight on it died with it; their packet ids are free
+        again (such requests are never resent: the client asks again on the next connection).
+        Idempotent."""
+        self.state = ConnectionState.CLOSED
+        ids = self.session.packet_ids
+        for packet_id in self._requests:
+            ids.release(packet_id)
+        self._requests.clear()
+
     @property
     def has_data_to_send(self) -> bool:
         """Whether :meth:`data_to_send` would return anything."""

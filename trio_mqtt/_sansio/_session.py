@@ -262,13 +262,6 @@ class SessionState:
         if gone and self.journal is not None:
             self.journal.released_removed(gone)
 
-    def release_requests(self) -> None:
-        """Free the ids of SUBSCRIBE/UNSUBSCRIBE requests that died with their connection
-        (they are never resent; the client asks again)."""
-        for packet_id in list(self.packet_ids._in_use):
-            if packet_id not in self.outbound:
-                self.packet_ids.release(packet_id)
-
     def clear(self) -> None:
         """Forget everything (the session was discarded)."""
         self.outbound.clear()
