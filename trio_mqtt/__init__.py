@@ -8,6 +8,11 @@ from ._auth import (
 )
 from ._client import MQTTClient as MQTTClient
 from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
+from ._engine._stores import (
+    MemorySessionStore as MemorySessionStore,
+    SessionStore as SessionStore,
+    SQLiteSessionStore as SQLiteSessionStore,
+)
 from ._enums import (
     PayloadFormat as PayloadFormat,
     ProtocolVersion as ProtocolVersion,
@@ -42,11 +47,6 @@ from ._status import (
     Reconnecting as Reconnecting,
     StateChange as StateChange,
     StateWatcher as StateWatcher,
-)
-from ._stores import (
-    MemorySessionStore as MemorySessionStore,
-    SessionStore as SessionStore,
-    SQLiteSessionStore as SQLiteSessionStore,
 )
 from ._subscription import (
     Subscription as Subscription,

@@ -8,6 +8,14 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from ._enums import ReasonCode
+from ._exceptions import (
+    AuthenticationError,
+    ConnectionLostError,
+    ConnectRefusedError,
+    MQTTError,
+)
+
 Transport = Literal["tcp", "websocket", "unix"]
 
 # scheme -> (transport, TLS, default port)
@@ -161,3 +169,72 @@ class ReconnectPolicy:
         )
         delay = bound * random()
         return max(delay, min(self.initial_delay, self.max_delay)) if floor else delay
+
+
+# -- what an error means for reconnecting (pure: the supervisor acts on it) -----------------------
+
+# Refusals that another attempt cannot fix: wrong credentials, a banned or invalid client, an
+# unsupported protocol. Reconnecting would only hammer the broker, so the client stops.
+_FATAL_REFUSALS = frozenset(
+    {
+        ReasonCode.MALFORMED_PACKET,
+        ReasonCode.PROTOCOL_ERROR,
+        ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+        ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+        ReasonCode.BAD_USER_NAME_OR_PASSWORD,
+        ReasonCode.NOT_AUTHORIZED,
+        ReasonCode.BANNED,
+        ReasonCode.BAD_AUTHENTICATION_METHOD,
+    }
+)
+# Another connection took our client id over: fighting back would flap both forever.
+_FATAL_DISCONNECTS = frozenset({ReasonCode.SESSION_TAKEN_OVER})
+_REDIRECTS = frozenset({ReasonCode.USE_ANOTHER_SERVER, ReasonCode.SERVER_MOVED})
+
+
+def retry_cannot_help(error: MQTTError) -> bool:
+    """Whether connecting again cannot fix ``error``: a refusal for credentials, identity or
+    protocol (section 3.2.2.2), an authenticator that refused the server, or a session taken
+    over by another connection (0x8E)."""
+    code = getattr(error, "reason_code", None)
+    if isinstance(error, ConnectRefusedError):
+        return code in _FATAL_REFUSALS
+    if isinstance(error, ConnectionLostError):
+        return code in _FATAL_DISCONNECTS
+    return isinstance(error, AuthenticationError)
+
+
+def is_overrun(error: MQTTError) -> bool:
+    """Whether we ended the connection because the broker exceeded our Receive Maximum (a
+    broker bug, not a broker down)."""
+    return getattr(error, "reason_code", None) is ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+
+
+def redirect_of(error: MQTTError) -> str | None:
+    """The Server Reference of a redirection (CONNACK or DISCONNECT 0x9C/0x9D, section
+    4.11), or ``None``."""
+    if getattr(error, "reason_code", None) in _REDIRECTS:
+        return getattr(error, "server_reference", None) or None
+    return None
+
+
+def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None:
+    """The first server of an MQTT 5 Server Reference (``host``, ``host:port``, ``[v6]:port``;
+    several are separated by spaces, section 4.11), keeping the current transport."""
+    servers = reference.split()
+    if not servers:
+        return None
+    first = servers[0]
+    host, port = first, current.port
+    if first.startswith("["):
+        host, _, rest = first[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif first.count(":") == 1:
+        host, _, text = first.partition(":")
+        if not text.isdigit():
+            return None
+        port = int(text)
+    if not host or not 0 < port < 65536:
+        return None
+    return attrs.evolve(current, host=host, port=port)

@@ -46,15 +46,6 @@ class Message(_MessageSlots):
         default=None, eq=False, repr=False, alias="_acknowledger"
     )
 
-    @staticmethod
-    def _from_publish(
-        publish: Publish, acknowledger: _Acknowledger | None = None
-    ) -> Message:
-        return new_message(
-            publish.topic, publish.payload, publish.qos, publish.retain,
-            publish.properties, acknowledger,
-        )  # fmt: skip
-
     def ack(self) -> None:
         """Acknowledge this message to the broker (PUBACK for QoS 1, PUBREC for QoS 2).
 
@@ -76,6 +67,16 @@ class Message(_MessageSlots):
 new_message: Callable[
     [str, bytes, QoS, bool, Properties, _Acknowledger | None], Message
 ] = positional(Message)
+
+
+def message_from_publish(
+    publish: Publish, acknowledger: _Acknowledger | None = None
+) -> Message:
+    """The message a received PUBLISH carries (``acknowledger``: its manual ack)."""
+    return new_message(
+        publish.topic, publish.payload, publish.qos, publish.retain,
+        publish.properties, acknowledger,
+    )  # fmt: skip
 
 
 @final

@@ -12,21 +12,23 @@ import trio
 from ._auth import Authenticator
 from ._client import MQTTClient
 from ._config import Endpoint, ReconnectPolicy
+from ._engine._core import ClientCore
+from ._engine._outbox import Outbox
+from ._engine._queue_journal import QueueJournal
+from ._engine._stores import SessionStore
+from ._engine._supervisor import ConnectionSettings, Supervisor
 from ._enums import ProtocolVersion
 from ._exceptions import MQTTError
+from ._io._transports import open_transport
 from ._options import (
     DEFAULT_MAX_PACKET_SIZE,
     BrokerSpec,
     build_connect,
     resolve_endpoints,
 )
-from ._queue_journal import QueueJournal
 from ._sansio._packets import Will
 from ._sansio._session import SessionState
-from ._stores import SessionStore
-from ._supervisor import ConnectionSettings, Supervisor
 from ._tls import TLSConfig, resolve_tls
-from ._transports import open_transport
 
 _DEFAULT_RECONNECT = ReconnectPolicy()
 
@@ -179,22 +181,26 @@ async def open_client(
         if session_store is not None
         else SessionState()
     )
-    client = MQTTClient(
-        buffer_size=buffer_size,
-        offline_queue=offline_queue,
-        offline_bytes=offline_queue_bytes,
-        offline_timeout=None if offline_timeout is None else max(0.0, offline_timeout),
-        journal=QueueJournal(session_store, session.queued)
-        if session_store is not None
-        else None,
-        restored=session.queued,
+    core = ClientCore(
+        Outbox(
+            offline_queue=offline_queue,
+            offline_bytes=offline_queue_bytes,
+            offline_timeout=None
+            if offline_timeout is None
+            else max(0.0, offline_timeout),
+            journal=QueueJournal(session_store, session.queued)
+            if session_store is not None
+            else None,
+            restored=session.queued,
+        )
     )
-    supervisor = client._supervisor = Supervisor(
+    supervisor = Supervisor(
         settings,
         session,
-        client,
+        core,
         before_send=session_store.flush if session_store is not None else None,
     )
+    client = MQTTClient._create(core, supervisor, buffer_size=buffer_size)
     try:
         async with trio.open_nursery() as nursery:
 
@@ -208,13 +214,13 @@ async def open_client(
                     error = exc
                     raise
                 finally:
-                    client._finish(error)
+                    core.finish(error)
 
             await nursery.start(supervise)
             try:
                 yield client
             finally:
-                client._closed = True
+                core.closing()
                 await supervisor.close()
                 nursery.cancel_scope.cancel()  # the supervisor, if it waits to reconnect
     except BaseExceptionGroup as group:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import final
 
@@ -11,6 +12,7 @@ import attrs
 import trio
 
 from ._config import Endpoint
+from ._construct import NoPublicConstructor
 from ._exceptions import MQTTError
 
 
@@ -75,8 +77,66 @@ StateChange = Connected | Disconnected | Reconnecting
 _WATCH_BUFFER = 256
 
 
+class _Feed:
+    """One watcher's queue of changes, filled by :class:`StateBroadcast`."""
+
+    __slots__ = ("changes", "dropped", "ended", "lot")
+
+    def __init__(self) -> None:
+        self.changes: deque[StateChange] = deque(maxlen=_WATCH_BUFFER)
+        self.lot = trio.lowlevel.ParkingLot()
+        self.ended = False
+        self.dropped = 0
+
+    def push(self, change: StateChange) -> None:
+        if len(self.changes) == _WATCH_BUFFER:
+            self.dropped += 1
+        self.changes.append(change)
+        self.lot.unpark_all()
+
+    def end(self) -> None:
+        self.ended = True
+        self.lot.unpark_all()
+
+
+class StateBroadcast:
+    """The client's state, and its changes told to every live :class:`StateWatcher`."""
+
+    __slots__ = ("_feeds", "state")
+
+    def __init__(self) -> None:
+        self.state = ClientState.CONNECTING
+        self._feeds: list[_Feed] = []
+
+    def watch(self) -> StateWatcher:
+        """A new watcher, of the changes from now on."""
+        feed = _Feed()
+        if self.state is ClientState.CLOSED:
+            feed.end()
+        else:
+            self._feeds.append(feed)
+        return StateWatcher._create(feed, self._detach)
+
+    def _detach(self, feed: _Feed) -> None:
+        if feed in self._feeds:
+            self._feeds.remove(feed)
+
+    def change(self, state: ClientState, change: StateChange | None) -> None:
+        """The client is now in ``state``; tell the watchers ``change``, if any."""
+        self.state = state
+        if change is not None:
+            for feed in self._feeds:
+                feed.push(change)
+
+    def close(self) -> None:
+        """The client is closed: every watcher's iteration ends."""
+        self.state = ClientState.CLOSED
+        for feed in self._feeds:
+            feed.end()
+
+
 @final
-class StateWatcher:
+class StateWatcher(metaclass=NoPublicConstructor):
     """The connection's state changes, in order, as an async iterator.
 
     Get one from :meth:`MQTTClient.watch_state`. It keeps the newest 256 changes if the
@@ -84,33 +144,28 @@ class StateWatcher:
     when the client closes.
     """
 
-    def __init__(self, detach: object) -> None:
-        self._changes: deque[StateChange] = deque(maxlen=_WATCH_BUFFER)
-        self._lot = trio.lowlevel.ParkingLot()
-        self._ended = False
+    __slots__ = ("_detach", "_feed")
+
+    def __init__(self, feed: _Feed, detach: Callable[[_Feed], None]) -> None:
+        self._feed = feed
         self._detach = detach
-        self.dropped = 0
 
-    def _push(self, change: StateChange) -> None:
-        if len(self._changes) == _WATCH_BUFFER:
-            self.dropped += 1
-        self._changes.append(change)
-        self._lot.unpark_all()
-
-    def _end(self) -> None:
-        self._ended = True
-        self._lot.unpark_all()
+    @property
+    def dropped(self) -> int:
+        """How many changes were dropped because the application fell behind."""
+        return self._feed.dropped
 
     def __aiter__(self) -> StateWatcher:
         return self
 
     async def __anext__(self) -> StateChange:
         await trio.lowlevel.checkpoint_if_cancelled()
-        while not self._changes:
-            if self._ended:
+        feed = self._feed
+        while not feed.changes:
+            if feed.ended:
                 raise StopAsyncIteration
-            await self._lot.park()
-        change = self._changes.popleft()
+            await feed.lot.park()
+        change = feed.changes.popleft()
         await trio.lowlevel.cancel_shielded_checkpoint()
         return change
 
@@ -123,6 +178,5 @@ class StateWatcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._end()
-        if callable(self._detach):
-            self._detach(self)
+        self._feed.end()
+        self._detach(self._feed)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Protocol, final
+from typing import final
 
 import attrs
 import trio
 
+from ._construct import NoPublicConstructor
+from ._engine._inbox import Inbox
 from ._message import Message
 from ._sansio._packets import SubscriptionRequest
-from ._sync import Waiters
-from ._topics import topic_matches
-
-# receive() yields to the scheduler at least this often while messages are waiting.
-_YIELD_EVERY = 64
 
 
 @final
@@ -35,14 +31,8 @@ class SubscriptionStatistics:
     delivered: int
 
 
-class _Handle(Protocol):
-    def ack(self) -> None: ...
-
-    def abandon(self) -> None: ...
-
-
 @final
-class Subscription(trio.abc.ReceiveChannel[Message]):
+class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstructor):
     """The messages matching one subscription's topic filters, in arrival order.
 
     Use it as an async context manager (SUBSCRIBE on entry, UNSUBSCRIBE on exit) and iterate it.
@@ -61,42 +51,38 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     :meth:`MQTTClient.subscribe`.
     """
 
+    __slots__ = ("_enter", "_entered", "_inbox", "_leave")
+
     def __init__(
         self,
-        requests: tuple[SubscriptionRequest, ...],
-        *,
-        buffer_size: int,
-        manual_ack: bool = False,
-        ack_on_arrival: bool = False,
-        enter: Callable[[Subscription], Awaitable[None]],
-        leave: Callable[[Subscription, BaseException | None], Awaitable[None]],
+        inbox: Inbox,
+        enter: Callable[[Inbox], Awaitable[None]],
+        leave: Callable[[Inbox, BaseException | None], Awaitable[None]],
     ) -> None:
-        self.requests = requests
-        self._filters = tuple(r.topic_filter for r in requests)
-        self.manual_ack = manual_ack
-        self.ack_on_arrival = ack_on_arrival
-        self._buffer_size = buffer_size
-        self._buffer: deque[Message] = deque()
-        # the acknowledgement handles of the QoS 1/2 messages in _buffer, in the same order
-        self._handles: deque[_Handle] = deque()
-        self._qos0 = 0  # QoS 0 messages in the buffer
-        self._receivers = Waiters()  # receive() waiting for a message
-        self._senders = Waiters()  # the reader waiting for room for a QoS 0 message
-        self._enter = enter
-        self._leave = leave
-        self._error: BaseException | None = None
+        self._inbox = inbox
+        self._enter = enter  # SUBSCRIBE and wait for SUBACK
+        self._leave = leave  # UNSUBSCRIBE (if nothing else uses the filters)
         self._entered = False
-        self._closed = False
-        self._ended = False
-        self._subscribed = False  # SUBACK arrived: restore it after a session loss
-        self._subscription_id = 0  # its MQTT 5 subscription identifier
-        self._delivered = 0
-        self._unyielded = 0  # messages taken since receive() last yielded
 
     @property
     def filters(self) -> tuple[str, ...]:
         """The topic filters of this subscription."""
-        return self._filters
+        return self._inbox.filters
+
+    @property
+    def requests(self) -> tuple[SubscriptionRequest, ...]:
+        """The filters with their options, as sent in SUBSCRIBE."""
+        return self._inbox.requests
+
+    @property
+    def manual_ack(self) -> bool:
+        """Whether the application acknowledges QoS 1/2 messages itself (:meth:`Message.ack`)."""
+        return self._inbox.manual_ack
+
+    @property
+    def ack_on_arrival(self) -> bool:
+        """Whether QoS 1/2 messages are acknowledged as soon as they are buffered."""
+        return self._inbox.ack_on_arrival
 
     def __repr__(self) -> str:
         return f"<Subscription {list(self.filters)}>"
@@ -105,7 +91,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         if self._entered:
             raise RuntimeError("a Subscription can be entered only once")
         self._entered = True
-        await self._enter(self)
+        await self._enter(self._inbox)
         return self
 
     async def __aexit__(
@@ -129,65 +115,34 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             trio.EndOfChannel: the client was closed (ends ``async for``).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._buffer:
-            # A message is waiting: take it without a trip through the scheduler, but yield
-            # at least every _YIELD_EVERY messages so that a busy consumer cannot starve the
-            # other tasks (the reader included).
-            self._unyielded += 1
-            if self._unyielded < _YIELD_EVERY:
-                return self._take()
-        return await self._wait()
+        inbox = self._inbox
+        message = inbox.take_ready()
+        if message is not None:
+            return message
+        return await inbox.take()
 
     async def __anext__(self) -> Message:
-        # receive() inlined: ``async for`` is how messages are mostly read.
+        # receive(), with EndOfChannel as StopAsyncIteration: ``async for`` is how messages
+        # are mostly read, so not through a second coroutine
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._buffer:
-            self._unyielded += 1
-            if self._unyielded < _YIELD_EVERY:
-                return self._take()
+        inbox = self._inbox
+        message = inbox.take_ready()
+        if message is not None:
+            return message
         try:
-            return await self._wait()
+            return await inbox.take()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
-    async def _wait(self) -> Message:
-        """Yield to the scheduler, then wait for a message (the slow half of receive())."""
-        if self._buffer:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        self._unyielded = 0
-        while not self._buffer:
-            self._check_readable()
-            await self._receivers.wait()
-        return self._take()
-
     def receive_nowait(self) -> Message:
-        """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none."""
-        if not self._buffer:
-            self._check_readable()
-            raise trio.WouldBlock
-        return self._take()
+        """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none.
 
-    def _check_readable(self) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("the subscription is closed")
-        if self._ended:
-            if self._error is not None:
-                raise self._error
-            raise trio.EndOfChannel
-
-    def _take(self) -> Message:
-        message = self._buffer.popleft()
-        if message.qos == 0:
-            self._qos0 -= 1
-            if self._senders.count:
-                self._senders.wake_one()
-        else:
-            handle = self._handles.popleft()
-            if not self.manual_ack:
-                handle.ack()  # handed over: now the broker may count it as delivered
-            if self._senders.count:  # the reader, waiting for room (ack_on_arrival)
-                self._senders.wake_one()
-        return message
+        Raises:
+            trio.WouldBlock: nothing is buffered.
+            trio.ClosedResourceError, trio.EndOfChannel, ConnectionLostError: as
+                :meth:`receive`.
+        """
+        return self._inbox.take_nowait()
 
     async def aclose(self) -> None:
         """Unsubscribe (filters no other live subscription uses) and close. Idempotent.
@@ -204,90 +159,21 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     async def _close(self, error: BaseException | None) -> None:
         """Close; ``error`` is what ends the ``async with`` block, if anything (then the
         UNSUBSCRIBE is not waited for, and a persistent session keeps the subscription)."""
-        if self._closed:
+        inbox = self._inbox
+        if inbox.closed:
             await trio.lowlevel.checkpoint()
             return
-        self._closed = True
-        self._drop_buffered()
-        self._receivers.wake_all()
-        self._senders.wake_all()
+        inbox.close()
         if self._entered:
-            await self._leave(self, error)
+            await self._leave(inbox, error)
         else:
             await trio.lowlevel.checkpoint()
 
-    def _drop_buffered(self) -> None:
-        # The application will never see these. With manual_ack it promised to acknowledge only
-        # what it processed: leave them to the broker, which redelivers them to the session's
-        # next connection (a restarted worker). Otherwise acknowledge them, or they would hold
-        # the broker's send quota (its view of our Receive Maximum) for the whole connection.
-        self._buffer.clear()
-        while self._handles:
-            handle = self._handles.popleft()
-            if self.manual_ack:
-                handle.abandon()
-            else:
-                handle.ack()
-        self._qos0 = 0
-
     def statistics(self) -> SubscriptionStatistics:
         """Buffer occupancy and delivery count."""
+        inbox = self._inbox
         return SubscriptionStatistics(
-            buffered=len(self._buffer),
-            buffer_size=self._buffer_size,
-            delivered=self._delivered,
+            buffered=len(inbox),
+            buffer_size=inbox.buffer_size,
+            delivered=inbox.delivered,
         )
-
-    # -- used by the client --------------------------------------------------------------------
-
-    def _matches(self, topic: str) -> bool:
-        for topic_filter in self._filters:  # noqa: SIM110 - no generator on the hot path
-            if topic_matches(topic_filter, topic):
-                return True
-        return False
-
-    def _deliver_nowait(self, message: Message, handle: _Handle) -> None:
-        """Buffer a QoS 1/2 message (bounded by the Receive Maximum, never waits)."""
-        if self._closed or self._ended:
-            handle.ack()
-            return
-        self._buffer.append(message)
-        self._handles.append(handle)
-        if self.ack_on_arrival:
-            handle.ack()  # the broker may send the next one: bounded by _full(every_qos)
-        self._delivered += 1
-        if self._receivers.count:
-            self._receivers.wake_one()
-
-    def _full(self, *, every_qos: bool = False) -> bool:
-        """Whether a QoS 0 message (``every_qos``: any message, for ``ack_on_arrival``)
-        would have to wait for room."""
-        count = len(self._buffer) if every_qos else self._qos0
-        return count >= self._buffer_size and not (self._closed or self._ended)
-
-    def _offer(self, message: Message) -> bool:
-        """Buffer a QoS 0 message if there is room (or drop it if the subscription is closed);
-        False if it would have to wait."""
-        if self._closed or self._ended:
-            return True  # closed by the application: the message is not for it any more
-        if self._qos0 >= self._buffer_size:
-            return False
-        self._buffer.append(message)
-        self._qos0 += 1
-        self._delivered += 1
-        if self._receivers.count:
-            self._receivers.wake_one()
-        return True
-
-    async def _deliver(self, message: Message) -> None:
-        """Buffer a QoS 0 message, waiting while ``buffer_size`` of them are buffered."""
-        while not self._offer(message):
-            await self._senders.wait()
-
-    def _finish(self, error: BaseException | None) -> None:
-        """The client is done: end iteration after the buffered messages."""
-        if self._error is None:
-            self._error = error
-        self._ended = True
-        self._receivers.wake_all()
-        self._senders.wake_all()

@@ -404,7 +404,7 @@ async def test_cancelled_from_outside_the_client_closes_cleanly(
     """A cancel scope around the block cancels the client's tasks mid-read; leaving the block
     still sends DISCONNECT (Mosquitto logs a disconnect, not a closed connection), within the
     close grace, without an error and without a task left behind."""
-    from trio_mqtt._link import CLOSE_GRACE
+    from trio_mqtt._io._link import CLOSE_GRACE
 
     client_id = unique("cancelled")
     root = trio.lowlevel.current_root_task()

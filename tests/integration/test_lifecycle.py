@@ -24,7 +24,7 @@ from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, TLSFiles
 from tests.proxy import open_proxy
 from trio_mqtt import MQTTClient, ProtocolVersion, TLSConfig, Will
-from trio_mqtt._link import CLOSE_GRACE
+from trio_mqtt._io._link import CLOSE_GRACE
 
 Opener = Callable[[], AbstractAsyncContextManager[MQTTClient]]
 WAYS = ["move_on_after", "fail_after", "service_task", "subscription_open"]

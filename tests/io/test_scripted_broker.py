@@ -411,4 +411,3 @@ async def test_cancelled_publish_keeps_the_session_consistent(
         assert (
             len(client._supervisor.session.packet_ids) == 0
         )  # both ids released by their PUBACKs
-        assert client._waiters == {}

@@ -7,11 +7,11 @@ import pytest
 import trio
 
 from trio_mqtt import MalformedPacketError, Message, QoS, RemoteProtocolError
+from trio_mqtt._engine._inbox import Inbox
+from trio_mqtt._engine._router import ROUTE_CACHE_SIZE, Router
 from trio_mqtt._message import new_message
-from trio_mqtt._router import ROUTE_CACHE_SIZE, Router
 from trio_mqtt._sansio._codec import _TOPICS, _TOPICS_CACHED, new_publish
 from trio_mqtt._sansio._fast import positional
-from trio_mqtt._subscription import Subscription
 from trio_mqtt.lowlevel import (
     EMPTY_PROPERTIES,
     PacketReader,
@@ -150,30 +150,23 @@ def test_memoryview_input() -> None:
 # -- the router's remembered routes -------------------------------------------------------------------
 
 
-async def _unused(_: Subscription) -> None:
-    raise AssertionError
-
-
-def _subscription(topic_filter: str) -> Subscription:
-    return Subscription(
-        (SubscriptionRequest(topic_filter=topic_filter),),
-        buffer_size=100, enter=_unused, leave=_unused,
-    )  # fmt: skip
+def _subscription(topic_filter: str) -> Inbox:
+    return Inbox((SubscriptionRequest(topic_filter=topic_filter),), buffer_size=100)
 
 
 def _router() -> Router:
     return Router()  # QoS 0 routing needs no connection
 
 
-_RECEIVED: dict[int, list[str]] = {}
+_RECEIVED: dict[Inbox, list[str]] = {}  # (keeps each inbox: no id is reused)
 
 
-def _received(subscription: Subscription) -> list[str]:
+def _received(subscription: Inbox) -> list[str]:
     """Every topic ``subscription`` received so far (taken from its buffer)."""
-    got = _RECEIVED.setdefault(id(subscription), [])
+    got = _RECEIVED.setdefault(subscription, [])
     while True:
         try:
-            got.append(subscription.receive_nowait().topic)
+            got.append(subscription.take_nowait().topic)
         except trio.WouldBlock:
             return list(got)
 

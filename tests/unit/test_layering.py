@@ -61,7 +61,7 @@ def test_the_check_sees_imports(tmp_path: pathlib.Path) -> None:
 # lower rank, so that the file list reads as the layers and no import goes upward. A module
 # missing here fails the test: place it in the map when you add it.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("vocabulary", ["_version", "_enums", "_exceptions", "_topics"]),
+    ("vocabulary", ["_version", "_construct", "_enums", "_exceptions", "_topics"]),
     (
         "sans-IO core",
         [
@@ -72,13 +72,21 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("values and policy", ["_config", "_tls", "_auth", "_message", "_status", "_options"]),
     (
-        "Trio I/O",
+        "Trio I/O (one connection)",
         [
-            "_sync", "_ws", "_transports", "_stores", "_queue_journal", "_subscription",
-            "_link", "_router", "_supervisor",
+            "_io._wakeups", "_io._ws", "_io._transports", "_io._stream", "_io._handshake",
+            "_io._link", "_io",
         ],
     ),
-    ("public objects", ["_client", "_open"]),
+    (
+        "the engine (one client, across connections)",
+        [
+            "_engine._stores", "_engine._queue_journal", "_engine._inbox", "_engine._router",
+            "_engine._outbox", "_engine._subscribing", "_engine._supervisor",
+            "_engine._core", "_engine",
+        ],
+    ),
+    ("public objects", ["_subscription", "_client", "_open"]),
     ("namespaces", ["lowlevel", "__init__"]),
 ]  # fmt: skip
 RANK = {
@@ -133,13 +141,38 @@ def test_imports_go_down_the_layer_map(path: pathlib.Path) -> None:
 
 
 def test_the_layer_map_check_sees_the_imports() -> None:
-    assert "_sansio._codec" in _package_imports(PACKAGE / "_stores.py")
+    assert "_sansio._codec" in _package_imports(PACKAGE / "_engine" / "_stores.py")
     assert _package_imports(PACKAGE / "_enums.py") == set()
     assert _package_imports(PACKAGE / "_sansio" / "_codec.py") >= {"_enums", "_topics"}
     assert _package_imports(PACKAGE / "__init__.py") >= {"_client", "_open"}
     assert (
         RANK["_client"]
-        > RANK["_supervisor"]
-        > RANK["_link"]
+        > RANK["_engine._supervisor"]
+        > RANK["_io._link"]
         > RANK["_sansio._connection"]
     )
+
+
+# The protocol machine has one owner: the link, which makes it, and runs the CONNECT handshake on
+# it before its tasks start (ARCHITECTURE: one owner per piece of state).
+MACHINE_USERS = {"_io._link", "_io._handshake"}
+
+
+def test_only_the_link_drives_the_protocol_machine() -> None:
+    users = {
+        _module_name(path)
+        for path in MODULES
+        if "_sansio._connection" in _package_imports(path)
+        and not _module_name(path).startswith("_sansio")
+    }
+    assert users == MACHINE_USERS
+
+
+def test_only_the_link_module_makes_a_machine() -> None:
+    makers = {
+        _module_name(path)
+        for path in MODULES
+        if "MQTTConnection(" in path.read_text()
+        and not _module_name(path).startswith("_sansio")
+    }
+    assert makers == {"_io._link"}

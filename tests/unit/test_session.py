@@ -16,6 +16,7 @@ from trio_mqtt import (
     ReconnectPolicy,
     SQLiteSessionStore,
 )
+from trio_mqtt._engine._supervisor import parse_server_reference
 from trio_mqtt._sansio._codec import PacketReader, encode_packet
 from trio_mqtt._sansio._connection import MQTTConnection, QuotaExceeded
 from trio_mqtt._sansio._events import PublishAcknowledged
@@ -34,7 +35,6 @@ from trio_mqtt._sansio._packets import (
 )
 from trio_mqtt._sansio._properties import Properties
 from trio_mqtt._sansio._session import CONFIRM_EVERY, SessionState
-from trio_mqtt._supervisor import parse_server_reference
 
 V5, V311 = ProtocolVersion.V5, ProtocolVersion.V311
 VERSIONS = [V5, V311]

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_mqtt._sync import Flag, Waiters, Wakeup
+from trio_mqtt._io._wakeups import Flag, Waiters, Wakeup
 
 
 async def test_wakeup_remembers_a_set_until_the_next_wait() -> None:

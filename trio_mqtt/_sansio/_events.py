@@ -90,6 +90,9 @@ class ReauthenticationCompleted:
     properties: Properties = EMPTY_PROPERTIES
 
 
+#: The broker's answers to our requests, each carrying the request's packet identifier.
+Acknowledged = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
+
 Event = (
     ConnectionAccepted | ConnectionRefused | Publish | PublishAcknowledged
     | SubscribeAcknowledged | UnsubscribeAcknowledged | DisconnectReceived | PongReceived

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from ._config import Endpoint
-from ._exceptions import ConnectError
-from ._tls import TLSConfig
+from .._config import Endpoint
+from .._exceptions import ConnectError
+from .._tls import TLSConfig
 from ._ws import WebSocketHandshakeError, WebSocketStream
 
 log = logging.getLogger("trio_mqtt")

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 
 import attrs
 
-from ._enums import ProtocolVersion
-from ._sansio._codec import decode_packet, encode_packet
-from ._sansio._packets import Publish, PubRel
-from ._sansio._session import SessionState
+from .._enums import ProtocolVersion
+from .._sansio._codec import decode_packet, encode_packet
+from .._sansio._packets import Publish, PubRel
+from .._sansio._session import SessionState
 
 _Outbound = list[tuple[int, Publish | PubRel]]
 

@@ -30,47 +30,40 @@ everything and keeps the connection alive throughout.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
-import attrs
 import trio
 
-from ._auth import Authenticator
-from ._enums import ProtocolVersion, QoS, ReasonCode
-from ._exceptions import (
+from .._auth import Authenticator
+from .._enums import ProtocolVersion, QoS, ReasonCode
+from .._exceptions import (
     AuthenticationError,
-    ConnectError,
     ConnectionLostError,
     LocalProtocolError,
     MQTTError,
     RemoteProtocolError,
 )
-from ._sansio._connection import ConnectionState, MQTTConnection, ServerLimits
-from ._sansio._events import (
+from .._sansio._connection import ConnectionState, MQTTConnection, ServerLimits
+from .._sansio._events import (
+    Acknowledged,
     AuthChallenged,
-    ConnectionAccepted,
-    ConnectionRefused,
     DisconnectReceived,
     Event,
     KeepAliveExpired,
     ReauthenticationCompleted,
 )
-from ._sansio._packets import ConnAck, Connect, SubscriptionRequest
-from ._sansio._properties import EMPTY_PROPERTIES, Properties
-from ._sansio._session import SessionState
-from ._sync import Wakeup
-from ._transports import quickack, raw_fd
+from .._sansio._packets import ConnAck, Connect, Publish, SubscriptionRequest
+from .._sansio._properties import EMPTY_PROPERTIES, Properties
+from .._sansio._session import SessionState
+from ._handshake import AuthExchange, handshake
+from ._stream import TRANSPORT_ERRORS, ByteStream, wrap_stream
+from ._wakeups import Wakeup
 
 log = logging.getLogger(__name__)
 
-_RECEIVE_SIZE = 65536
-# A read at least this large means the broker is streaming (read again before waiting).
-_STREAMING = 512
 # How many times tasks may send directly between two reads (or writer sends): enough for a
 # request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
 # while a burst of packets from tasks that do not yield is left to the writer's single write.
@@ -79,8 +72,7 @@ _DIRECT_SENDS = 2
 _WRITER_LINGER = 1.0
 #: Seconds :meth:`Link.close` spends at most on sending the DISCONNECT (and what precedes it).
 CLOSE_GRACE = 1.0
-_TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
-_LINK_ERRORS = (MQTTError, *_TRANSPORT_ERRORS)
+_LINK_ERRORS = (MQTTError, *TRANSPORT_ERRORS)
 
 
 def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostError:
@@ -96,11 +88,33 @@ def _as_mqtt_error(exc: Exception) -> MQTTError:
     return _lost(f"the network connection broke: {exc or type(exc).__name__}", exc)
 
 
+class LinkListener(Protocol):
+    """Who hears what a link receives: the client's engine. The link calls nothing else.
+
+    The first two are attributes, not methods, so that the engine can hand the link its
+    router's and outbox's own functions: one call per message on the hot path.
+    """
+
+    #: Take an inbound message if that needs no waiting; False if it has to wait (a full
+    #: subscription buffer): then the link calls :meth:`deliver` for it.
+    message_nowait: Callable[[Publish], bool]
+
+    #: The broker acknowledged one of our requests (PUBACK, PUBCOMP, SUBACK, UNSUBACK).
+    acknowledged: Callable[[Acknowledged], None]
+
+    async def deliver(self, event: Event) -> None:
+        """Take a message, waiting as long as that takes (backpressure)."""
+
+    def link_ending(self) -> None:
+        """The link takes no new work from now on (it fails, or flushes a DISCONNECT)."""
+
+
 class Link:
-    """Runs one connected stream. Created by the client after TCP/TLS is up."""
+    """Runs one connected stream and owns its protocol machine. Made by the supervisor once
+    the stream is open; :meth:`handshake`, then :meth:`run`, then :meth:`close`."""
 
     __slots__ = (
-        "_authenticator",
+        "_auth",
         "_before_send",
         "_closed",
         "_closing",
@@ -111,16 +125,10 @@ class Link:
         "_early",
         "_ended",
         "_failure",
-        "_fd",
+        "_listener",
         "_nursery",
-        "_on_ending",
-        "_on_event",
-        "_on_events_nowait",
-        "_on_sent",
         "_pending",
         "_queued",
-        "_quickack",
-        "_raw",
         "_reauthenticated",
         "_scope",
         "_send_scope",
@@ -128,7 +136,9 @@ class Link:
         "_sent_lot",
         "_stopped",
         "_stream",
+        "_taking_work",
         "_wake",
+        "_when_sent",
         "_writer_running",
         "_writing",
     )
@@ -136,32 +146,27 @@ class Link:
     def __init__(
         self,
         stream: trio.abc.Stream,
+        listener: LinkListener,
         *,
         version: ProtocolVersion,
         session: SessionState,
         receive_maximum: int,
         max_packet_size: int,
-        on_event: Callable[[Event], Awaitable[None]],
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
-        on_events_nowait: Callable[[list[Event], int], int] | None = None,
-        on_ending: Callable[[], None] | None = None,
-        on_sent: Callable[[], None] | None = None,
     ) -> None:
-        self._stream = stream
-        self._quickack = quickack(stream)
-        # The socket's descriptor when the stream is a plain socket (POSIX): then the tasks
-        # that queue packets send them themselves when the writer is idle (see wake()), and
-        # the reader reads it directly. -1 otherwise, and once the link ends.
-        self._fd = raw_fd(stream)
-        self._raw = self._fd >= 0
+        # Over a plain socket (POSIX) the tasks that queue packets send them themselves when
+        # the writer is idle (see flush()), and the reader reads the socket directly.
+        self._stream: ByteStream = wrap_stream(stream)
+        self._listener = listener
         self._nursery: trio.Nursery | None = None  # while run() runs
         self._writer_running = False
         # the reader waits to deliver (outside its keep-alive scope)
         self._delivering = False
         # Direct sends allowed between two reads: none when each send commits a durable
         # session first (batched by the writer, one commit covers many packets).
-        self._direct_sends = 0 if before_send is not None else _DIRECT_SENDS
+        direct = self._stream.reads_cut_short and before_send is None
+        self._direct_sends = _DIRECT_SENDS if direct else 0
         # direct sends left until the next read or write
         self._direct = self._direct_sends
         self._writing = False  # a task is inside send_all
@@ -170,7 +175,7 @@ class Link:
         # it): only the link itself cancels it, on failure or once close()'s grace is over.
         self._send_scope: trio.CancelScope | None = None
         self._pending = b""  # what a direct send left over, for the writer
-        self._authenticator = authenticator
+        self._auth = AuthExchange(authenticator) if authenticator is not None else None
         self._reauthenticated: trio.Event | None = None
         self._before_send = before_send
         # The protocol machine: this link is the only object that calls into it.
@@ -180,18 +185,15 @@ class Link:
             receive_maximum=receive_maximum,
             max_packet_size=max_packet_size,
         )
-        self._on_event = on_event
-        self._on_events_nowait = on_events_nowait
-        # called once the link can take no new work (failing, or flushing a DISCONNECT)
-        self._on_ending = on_ending
-        self._on_sent = on_sent  # after each write: the owner may queue more
         self._wake = Wakeup()
+        self._when_sent: Callable[[], None] | None = None
         self._queued = 0
         self._sent = 0
         self._sent_lot: trio.lowlevel.ParkingLot | None = None  # wait_sent() callers
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
+        self._taking_work = True  # until the link fails or flushes a last DISCONNECT
         self._closing = False
         self._closed: trio.Event | None = None  # close() began; set when it is done
         self._scope: trio.CancelScope | None = None  # the tasks' nursery, while it runs
@@ -200,78 +202,12 @@ class Link:
     # -- the CONNECT handshake, before the tasks run ------------------------------------------
 
     async def handshake(self, connect: Connect) -> ConnAck:
-        """Send CONNECT and wait for CONNACK. The caller bounds the wait.
-
-        Raises:
-            ConnectError: the connection closed or broke before CONNACK.
-            RemoteProtocolError: the broker answered with something other than CONNACK.
-        """
-        conn = self._conn
-        authenticator = self._authenticator
-        if authenticator is not None:
-            connect = attrs.evolve(
-                connect,
-                properties=attrs.evolve(
-                    connect.properties,
-                    authentication_method=authenticator.method,
-                    authentication_data=self._authenticate(authenticator.start),
-                ),
-            )
-        conn.connect(connect, now=trio.current_time())
-        try:
-            await self._stream.send_all(conn.data_to_send(now=trio.current_time()))
-            while True:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-                if not data:
-                    raise ConnectError(
-                        "the broker closed the connection before answering CONNECT"
-                    )
-                try:
-                    events = conn.receive_data(data, now=trio.current_time())
-                except RemoteProtocolError:
-                    await self._flush_quietly()
-                    raise
-                for index, event in enumerate(events):
-                    if isinstance(event, AuthChallenged):
-                        self._answer(event)
-                        await self._stream.send_all(
-                            conn.data_to_send(now=trio.current_time())
-                        )
-                    if isinstance(event, ConnectionAccepted) and authenticator:
-                        final = event.connack.properties.authentication_data
-                        self._authenticate(authenticator.finish, final)
-                    if isinstance(event, ConnectionAccepted | ConnectionRefused):
-                        self._early = events[index + 1 :]
-                        return event.connack
-                    if isinstance(event, DisconnectReceived):
-                        raise ConnectError(
-                            f"the broker sent DISCONNECT instead of CONNACK ({event.reason_code.describe()})"
-                        )
-        except AuthenticationError:
-            await self._flush_quietly()  # the DISCONNECT it queued
-            raise
-        except _TRANSPORT_ERRORS as exc:
-            raise ConnectError(f"the connection failed before CONNACK: {exc}") from exc
-
-    def _authenticate(
-        self, step: Callable[..., bytes | None], *args: object
-    ) -> bytes | None:
-        """One authenticator step; a failure becomes AuthenticationError (and DISCONNECT)."""
-        try:
-            return step(*args)
-        except Exception as exc:
-            self._conn.disconnect(ReasonCode.UNSPECIFIED_ERROR)
-            if isinstance(exc, AuthenticationError):
-                raise
-            raise AuthenticationError(
-                f"the authenticator failed: {type(exc).__name__}"
-            ) from exc
-
-    def _answer(self, event: AuthChallenged) -> None:
-        """Answer the broker's AUTH 0x18 with the authenticator's response."""
-        assert self._authenticator is not None  # the machine checked the method
-        response = self._authenticate(self._authenticator.challenge, event.data)
-        self._conn.auth(ReasonCode.CONTINUE_AUTHENTICATION, response)
+        """Send CONNECT and wait for CONNACK (see :func:`handshake`). The caller bounds the
+        wait, and closes the link if this raises."""
+        connack, self._early = await handshake(
+            self._stream, self._conn, connect, self._auth
+        )
+        return connack
 
     async def reauthenticate(self) -> None:
         """Run a re-authentication (AUTH 0x19, section 4.12.1) on this connection.
@@ -281,27 +217,17 @@ class Link:
             AuthenticationError: the server's final data did not verify (the link ends).
             ConnectionLostError: the connection ended first (e.g. the broker refused).
         """
-        authenticator = self._authenticator
-        if authenticator is None:
+        auth = self._auth
+        if auth is None:
             raise LocalProtocolError("re-authentication needs an authenticator")
         done = self._reauthenticated = trio.Event()
-        self._conn.auth(ReasonCode.RE_AUTHENTICATE, authenticator.start())
+        self._conn.auth(ReasonCode.RE_AUTHENTICATE, auth.start())
         self.flush()
         await done.wait()  # set by AUTH 0x00, or by the link's end
         if self._failure is not None:
             raise self._failure
         if self._ended:
             raise _lost("the connection closed during re-authentication")
-
-    async def _flush_quietly(self) -> None:
-        # Best effort, e.g. the DISCONNECT a protocol error queued; never blocks for long.
-        with trio.move_on_after(1):
-            try:
-                data = self._conn.data_to_send(now=trio.current_time())
-                if data:
-                    await self._stream.send_all(data)
-            except (*_TRANSPORT_ERRORS, trio.BusyResourceError):
-                pass
 
     # -- running --------------------------------------------------------------------------------
 
@@ -318,7 +244,7 @@ class Link:
             self._scope = nursery.cancel_scope
             if self._stopped:
                 nursery.cancel_scope.cancel()
-            if not self._raw or self._conn.has_data_to_send:
+            if not self._stream.reads_cut_short or self._conn.has_data_to_send:
                 # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
                 self._start_writer()
             if started is not None:
@@ -351,14 +277,20 @@ class Link:
             self._fail(_as_mqtt_error(exc))
 
     def _ending(self) -> None:
-        on_ending, self._on_ending = self._on_ending, None
-        if on_ending is not None:
-            on_ending()
+        """Tell the listener, once, that this link takes no new work."""
+        if self._taking_work:
+            self._taking_work = False
+            self._listener.link_ending()
+
+    def _detach(self) -> None:
+        """No more direct sends (the stream is failing or closing)."""
+        self._direct_sends = self._direct = 0
+        self._stream.detach()
 
     def _fail(self, error: MQTTError) -> None:
         self._ending()
         self._ended = True
-        self._fd = -1
+        self._detach()
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
@@ -375,64 +307,37 @@ class Link:
 
     async def _reader(self) -> None:
         conn = self._conn
-        receive_some = self._stream.receive_some
-        quick = self._quickack
-        nowait = self._on_events_nowait
-        raw = self._raw
-        read = os.read
-        wait_readable = trio.lowlevel.wait_readable
-        streaming = False
+        receive = self._stream.receive
+        cut_short = self._stream.reads_cut_short
+        deliver_nowait = self._deliver_nowait
         events, self._early = self._early, []  # what came with CONNACK
         index = 0
         while True:
             # The events that have to wait (a full subscription buffer: backpressure), one by
-            # one, outside the keep-alive scope below: a delivery is never cut short. Over a
-            # plain socket the writer keeps the connection alive meanwhile.
+            # one, outside the keep-alive scope below: a delivery is never cut short. When the
+            # reader keeps the connection alive, the writer does meanwhile.
             if index < len(events):
                 self._delivering = True
-                if raw:
+                if cut_short:
                     self._start_writer()
                 try:
                     while index < len(events):
                         await self._dispatch(events[index])
-                        index = nowait(events, index + 1) if nowait else index + 1
+                        index = self._deliver_nowait(events, index + 1)
                 finally:
                     self._delivering = False
             if conn.receive_maximum_exceeded:
                 await self._end(conn.end_overrun())
-            # Over a plain socket the reader keeps the connection alive: its reads are cut
-            # short at the connection's next deadline. One scope for many reads (the deadline
-            # only moves later as packets go out, and an early wake-up costs nothing).
-            deadline = conn.next_deadline() if raw else None
+            # When reads can be cut short (a plain socket), the reader keeps the connection
+            # alive: its reads end at the connection's next deadline. One scope for many reads
+            # (the deadline only moves later as packets go out; an early wake-up costs nothing).
+            deadline = conn.next_deadline() if cut_short else None
             with trio.CancelScope(
                 deadline=math.inf if deadline is None else deadline
             ) as keepalive:
                 while True:
-                    if not raw:
-                        data = await receive_some(_RECEIVE_SIZE)
-                    else:
-                        # The socket itself, without the stream's layers. After a small read
-                        # (an answer to what we sent) wait until it is readable, then read;
-                        # after a large one (the broker is streaming) more is likely there
-                        # already: read again after a checkpoint, and wait only if it is not.
-                        # The descriptor is looked up each time: once the link ends it may
-                        # already be closed, and its number reused.
-                        fd = self._fd
-                        if fd < 0:
-                            raise trio.ClosedResourceError("the link has ended")
-                        if streaming:
-                            await trio.lowlevel.checkpoint()
-                        else:
-                            await wait_readable(fd)
-                        try:
-                            data = read(fd, _RECEIVE_SIZE)
-                        except BlockingIOError:  # nothing there (yet)
-                            streaming = False
-                            continue
-                        streaming = len(data) >= _STREAMING
+                    data = await receive()
                     self._direct = self._direct_sends
-                    if quick is not None:
-                        quick()  # see quickack(): no delayed ACK stalls behind a Nagling broker
                     if not data:
                         raise _lost("the broker closed the connection")
                     try:
@@ -441,15 +346,32 @@ class Link:
                         await self._end(exc)
                     if conn.has_data_to_send:
                         self.flush()
-                    # the fast path: acknowledgements, and messages delivered without waiting,
-                    # all in one call; the rest is left to the loop above
-                    index = nowait(events, 0) if nowait is not None else 0
+                    # the fast path: acknowledgements, and messages delivered without waiting;
+                    # the rest is left to the loop above
+                    index = deliver_nowait(events, 0)
                     if index < len(events) or conn.receive_maximum_exceeded:
                         break
             if keepalive.cancelled_caught:
                 self._keepalive(conn)
                 if conn.has_data_to_send:
                     self.flush()
+
+    def _deliver_nowait(self, events: list[Event], start: int) -> int:
+        """Hand ``events[start:]`` to the listener while that needs no waiting (messages that
+        fit their subscriptions' buffers, acknowledgements); return the index of the first
+        that needs :meth:`_dispatch`, or ``len(events)``. One call per read."""
+        message_nowait = self._listener.message_nowait
+        acknowledged = self._listener.acknowledged
+        for index in range(start, len(events)):
+            event = events[index]
+            if type(event) is Publish:
+                if not message_nowait(event):
+                    return index
+            elif isinstance(event, Acknowledged):
+                acknowledged(event)
+            else:
+                return index
+        return len(events)
 
     async def _end(self, error: RemoteProtocolError) -> NoReturn:
         """The broker broke the protocol: flush the DISCONNECT the machine queued (at most a
@@ -461,15 +383,10 @@ class Link:
         raise error
 
     async def _dispatch(self, event: Event) -> None:
-        if isinstance(event, AuthChallenged):
-            self._answer(event)
-            self.flush()
-            return
-        if isinstance(event, ReauthenticationCompleted):
-            assert self._authenticator is not None
-            self._authenticate(self._authenticator.finish, event.data)
-            if self._reauthenticated is not None:
-                self._reauthenticated.set()
+        """One event the listener did not take without waiting: the link's own (AUTH,
+        DISCONNECT), or one to wait for."""
+        if isinstance(event, AuthChallenged | ReauthenticationCompleted):
+            self._authenticate(event)
             return
         if isinstance(event, DisconnectReceived):
             props = event.properties
@@ -480,7 +397,26 @@ class Link:
                 server_reference=props.server_reference,
             )
             raise error
-        await self._on_event(event)
+        await self._listener.deliver(event)
+
+    def _authenticate(self, event: AuthChallenged | ReauthenticationCompleted) -> None:
+        """Answer the broker's AUTH 0x18, or verify its AUTH 0x00; a failure ends the
+        connection with DISCONNECT 0x80."""
+        auth = self._auth
+        assert auth is not None  # the machine checked the method is ours
+        try:
+            if isinstance(event, AuthChallenged):
+                self._conn.auth(
+                    ReasonCode.CONTINUE_AUTHENTICATION, auth.answer(event.data)
+                )
+                self.flush()
+                return
+            auth.finish(event.data)
+        except AuthenticationError:
+            self._conn.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+            raise
+        if self._reauthenticated is not None:
+            self._reauthenticated.set()
 
     def _start_writer(self) -> None:
         """Wake the writer, starting it if it is not running (and the link is)."""
@@ -493,13 +429,13 @@ class Link:
         conn = self._conn
         send_all = self._stream.send_all
         wake = self._wake
-        raw = self._raw
+        cut_short = self._stream.reads_cut_short
         try:
             while True:
                 if wake.is_set():
                     # at once (a checkpoint: other tasks may queue more)
                     await wake.wait()
-                elif raw and not self._delivering:
+                elif cut_short and not self._delivering:
                     # The reader keeps this connection alive: an idle writer ends, and the
                     # next packet the tasks cannot send themselves starts one again.
                     with trio.move_on_after(_WRITER_LINGER) as idle:
@@ -565,7 +501,6 @@ class Link:
         self,
         topic: str,
         payload: bytes,
-        *,
         qos: QoS = QoS.AT_MOST_ONCE,
         retain: bool = False,
         properties: Properties = EMPTY_PROPERTIES,
@@ -576,6 +511,17 @@ class Link:
         )
         self.flush()
         return packet_id
+
+    def publish_qos0(
+        self, topic: str, payload: bytes, retain: bool, properties: Properties
+    ) -> int:
+        """Queue a QoS 0 PUBLISH and have it sent; return how many bytes are still unsent
+        (:attr:`unsent_bytes`, for the caller's backpressure) in the same call: the hot path
+        of publishing."""
+        conn = self._conn
+        conn.publish(topic, payload, retain=retain, properties=properties)
+        self.flush()
+        return conn.buffered_size + len(self._pending)
 
     def subscribe(
         self, requests: Sequence[SubscriptionRequest], properties: Properties
@@ -637,11 +583,17 @@ class Link:
         stream is a plain socket, the writer is idle and few sends went this way since the
         last read (a burst of packets from tasks that do not yield in between goes to the
         writer, which sends them in one write); otherwise by the writer."""
-        if self._direct and not self._writing and self._fd >= 0 and not self._pending:
+        if self._direct and not self._writing and not self._pending:
             self._direct -= 1
             self._send_now()
         else:
             self._start_writer()
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once) when the next write has handed what is queued to the
+        stream, and have it written (see :meth:`flush`): e.g. to queue more then."""
+        self._when_sent = callback
+        self.flush()
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been handed to the stream.
@@ -668,10 +620,9 @@ class Link:
         if not data:
             return
         target = self._queued
-        try:
-            sent = os.write(self._fd, data)
-        except OSError:  # full, or broken: the writer sends the rest, or reports
-            sent = 0
+        sent = self._stream.try_send(
+            data
+        )  # full or broken: the writer sends, or reports
         if sent < len(data):
             self._pending = data[sent:]
             self._start_writer()
@@ -686,14 +637,16 @@ class Link:
         self._sent = ticket
         if self._sent_lot:
             self._sent_lot.unpark_all()
-        if self._on_sent is not None:
-            self._on_sent()
+        when_sent = self._when_sent
+        if when_sent is not None:
+            self._when_sent = None
+            when_sent()
 
     async def discard(self) -> None:
         """Close the stream at once, without DISCONNECT (a refused or failed handshake)."""
-        self._fd = -1
+        self._detach()
         self._conn.connection_lost()
-        await trio.aclose_forcefully(self._stream)
+        await self._stream.discard()
 
     async def close(self) -> None:
         """Send DISCONNECT (if still connected), close the stream, stop the tasks.
@@ -722,17 +675,16 @@ class Link:
                 self._closing = True
                 self._conn.connection_lost()
                 # closed below: no direct send may reach a reused descriptor
-                self._fd = -1
+                self._detach()
                 self._abort()
                 try:
-                    with trio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
-                        await self._stream.aclose()
+                    await self._stream.aclose(grace=1)
                 finally:
                     self._closed.set()
 
     async def _send_last(self) -> None:
         """Stop the tasks, then send what is left (the DISCONNECT last) from this task."""
-        self._fd = -1  # no more direct sends: this task is the last to write
+        self._detach()  # no more direct sends: this task is the last to write
         self._stop()
         while self._writing:  # the writer's shielded write in progress
             if self._sent_lot is None:
@@ -749,7 +701,7 @@ class Link:
         self._writing = True
         try:
             await self._stream.send_all(data)
-        except _TRANSPORT_ERRORS:
+        except TRANSPORT_ERRORS:
             return  # the connection is gone anyway
         finally:
             self._writing = False

@@ -1,7 +1,7 @@
 """Router: inbound messages to subscriptions, and their acknowledgements back to the broker.
 
 A QoS 1/2 message becomes one :class:`_Delivery`, shared by every subscription it is routed to;
-each subscription gets a :class:`_Handle` on it. The PUBACK/PUBREC is queued when every handle is
+each inbox gets a :class:`_Handle` on it. The PUBACK/PUBREC is queued when every handle is
 acknowledged: by the subscription when the application receives the message, or by
 :meth:`Message.ack` with ``manual_ack``. The Receive Maximum we advertise therefore bounds how many
 such messages are buffered, and the reader never waits for a slow consumer on their account.
@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import logging
 
-from ._enums import ProtocolVersion
-from ._link import Link
-from ._message import Message, new_message
-from ._sansio._packets import Publish
-from ._subscription import Subscription
-from ._sync import Waiters
-from ._topics import topic_matches
+from .._enums import ProtocolVersion
+from .._io._link import Link
+from .._io._wakeups import Waiters
+from .._message import message_from_publish, new_message
+from .._sansio._packets import Publish
+from .._topics import topic_matches
+from ._inbox import Inbox
 
 log = logging.getLogger("trio_mqtt")
 
@@ -110,7 +110,7 @@ class Router:
     )
 
     def __init__(self) -> None:
-        self.subscriptions: list[Subscription] = []
+        self.subscriptions: list[Inbox] = []
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
@@ -127,7 +127,7 @@ class Router:
             0  # live ack_on_arrival subscriptions (they may have to be waited for)
         )
         # topic -> (subscription identifiers, the subscriptions it routes to)
-        self._routes: dict[str, tuple[tuple[int, ...], tuple[Subscription, ...]]] = {}
+        self._routes: dict[str, tuple[tuple[int, ...], tuple[Inbox, ...]]] = {}
 
     def new_connection(self, link: Link, session_present: bool) -> None:
         """A new connection is up; without the session, no redelivery will come."""
@@ -155,10 +155,10 @@ class Router:
         # else: acknowledged while offline, never sent: the resumed session's redelivery is
         # answered from ``held``.
 
-    def routes_to(self, subscription: Subscription, publish: Publish) -> bool:
+    def routes_to(self, subscription: Inbox, publish: Publish) -> bool:
         ids = publish.properties.subscription_identifiers
         if not ids:
-            return subscription._matches(publish.topic)
+            return subscription.matches(publish.topic)
         owners = self.filter_ids
         for topic_filter in subscription.filters:
             if owners.get(topic_filter) in ids and topic_matches(
@@ -167,7 +167,7 @@ class Router:
                 return True
         return False
 
-    def _targets(self, publish: Publish) -> tuple[Subscription, ...]:
+    def _targets(self, publish: Publish) -> tuple[Inbox, ...]:
         # Topics repeat: the match is worked out once per topic and remembered, with the
         # identifiers it was for, until the subscriptions change (bounded; cleared when full).
         ids = publish.properties.subscription_identifiers
@@ -177,7 +177,7 @@ class Router:
         targets = tuple(s for s in self.subscriptions if self.routes_to(s, publish))
         if not targets and ids:
             # identifiers of an earlier process's subscriptions (a resumed session's queue)
-            targets = tuple(s for s in self.subscriptions if s._matches(publish.topic))
+            targets = tuple(s for s in self.subscriptions if s.matches(publish.topic))
         if len(self._routes) >= ROUTE_CACHE_SIZE:
             self._routes.clear()
         self._routes[publish.topic] = (ids, targets)
@@ -188,7 +188,7 @@ class Router:
         self.filter_ids[topic_filter] = identifier
         self._routes.clear()
 
-    def remove(self, subscription: Subscription) -> None:
+    def remove(self, subscription: Inbox) -> None:
         """Route nothing more to ``subscription`` (if it is routed to)."""
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
@@ -211,23 +211,23 @@ class Router:
             message = new_message(
                 p.topic, p.payload, p.qos, p.retain, p.properties, None
             )
-            return targets[0]._offer(message)
+            return targets[0].offer(message)
         for subscription in targets:
-            if subscription._full():
+            if subscription.full():
                 return False
         if targets:
-            message = Message._from_publish(publish)
+            message = message_from_publish(publish)
             for subscription in targets:
-                subscription._offer(message)
+                subscription.offer(message)
         return True
 
     async def route(self, publish: Publish) -> None:
         """Hand one inbound message to every subscription it is for."""
         targets = self._targets(publish)
         if not publish.qos:
-            message = Message._from_publish(publish)
+            message = message_from_publish(publish)
             for subscription in targets:
-                await subscription._deliver(message)
+                await subscription.deliver(message)
             return
         while True:
             if self.unacked >= self._limit:
@@ -237,15 +237,13 @@ class Router:
                 )
                 await self._room.wait()
             elif self._eager and (full := _full(targets)) is not None:
-                await full._senders.wait()  # an ack_on_arrival subscription's buffer
+                await full.senders.wait()  # an ack_on_arrival subscription's buffer
             else:
                 break
             targets = self._targets(publish)  # the subscriptions may have changed
         self._route_acknowledged(publish, targets)
 
-    def _route_acknowledged(
-        self, publish: Publish, targets: tuple[Subscription, ...]
-    ) -> None:
+    def _route_acknowledged(self, publish: Publish, targets: tuple[Inbox, ...]) -> None:
         """QoS 1/2, once there is room (see Bounds): never waits."""
         link = self.link
         assert link is not None
@@ -272,10 +270,10 @@ class Router:
         self.held[packet_id] = delivery
         for subscription in targets:
             handle = _Handle(delivery)
-            message = Message._from_publish(
+            message = message_from_publish(
                 publish, handle if subscription.manual_ack else None
             )
-            subscription._deliver_nowait(message, handle)
+            subscription.deliver_nowait(message, handle)
 
     def _hold_orphan(self, publish: Publish, delivery: _Delivery) -> None:
         self.held[delivery.packet_id] = delivery
@@ -298,7 +296,7 @@ class Router:
         self.known = self.known.union(filters)
         self._routes.clear()
 
-    def add(self, subscription: Subscription) -> None:
+    def add(self, subscription: Inbox) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
         self.subscriptions.append(subscription)
         self._eager += subscription.ack_on_arrival
@@ -308,20 +306,20 @@ class Router:
             return
         kept: list[tuple[Publish, _Delivery]] = []
         for publish, delivery in self.orphans:
-            if not subscription._matches(publish.topic):
+            if not subscription.matches(publish.topic):
                 kept.append((publish, delivery))
                 continue
             handle = _Handle(delivery)
-            message = Message._from_publish(
+            message = message_from_publish(
                 publish, handle if subscription.manual_ack else None
             )
-            subscription._deliver_nowait(message, handle)
+            subscription.deliver_nowait(message, handle)
         self.orphans = kept
 
 
-def _full(targets: tuple[Subscription, ...]) -> Subscription | None:
+def _full(targets: tuple[Inbox, ...]) -> Inbox | None:
     """The first ``ack_on_arrival`` subscription among ``targets`` with a full buffer."""
     for subscription in targets:
-        if subscription.ack_on_arrival and subscription._full(every_qos=True):
+        if subscription.ack_on_arrival and subscription.full(every_qos=True):
             return subscription
     return None

@@ -21,67 +21,49 @@ from typing import Protocol
 import attrs
 import trio
 
-from ._auth import Authenticator
-from ._config import Endpoint, ReconnectPolicy
-from ._enums import ProtocolVersion, ReasonCode
-from ._exceptions import (
-    AuthenticationError,
+from .._auth import Authenticator
+from .._config import (
+    Endpoint,
+    ReconnectPolicy,
+    is_overrun,
+    parse_server_reference,
+    redirect_of,
+    retry_cannot_help,
+)
+from .._enums import ProtocolVersion
+from .._exceptions import (
     ConnectError,
     ConnectionLostError,
     ConnectRefusedError,
     MQTTError,
 )
-from ._link import Link
-from ._sansio._codec import MAX_PACKET_SIZE
-from ._sansio._events import Event
-from ._sansio._packets import ConnAck, Connect
-from ._sansio._session import SessionState
-from ._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
+from .._io._link import Link, LinkListener
+from .._sansio._codec import MAX_PACKET_SIZE
+from .._sansio._packets import ConnAck, Connect
+from .._sansio._session import SessionState
+from .._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
 
 log = logging.getLogger("trio_mqtt")
-
-# Refusals that another attempt cannot fix: wrong credentials, a banned or invalid client, an
-# unsupported protocol. Reconnecting would only hammer the broker, so the client stops.
-_FATAL_REFUSALS = frozenset(
-    {
-        ReasonCode.MALFORMED_PACKET,
-        ReasonCode.PROTOCOL_ERROR,
-        ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
-        ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
-        ReasonCode.BAD_USER_NAME_OR_PASSWORD,
-        ReasonCode.NOT_AUTHORIZED,
-        ReasonCode.BANNED,
-        ReasonCode.BAD_AUTHENTICATION_METHOD,
-    }
-)
-# Another connection took our client id over: fighting back would flap both forever.
-_FATAL_DISCONNECTS = frozenset({ReasonCode.SESSION_TAKEN_OVER})
-_REDIRECTS = frozenset({ReasonCode.USE_ANOTHER_SERVER, ReasonCode.SERVER_MOVED})
-_OVERRUN = ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
 
 StreamOpener = Callable[[Endpoint], Awaitable[trio.abc.Stream]]
 
 
-class LinkOwner(Protocol):
-    """What the supervisor needs from the client."""
+class SupervisorListener(LinkListener, Protocol):
+    """Who hears what the supervisor does (the client's engine); it also listens to every
+    link the supervisor runs."""
 
-    async def _on_event(self, event: Event) -> None: ...
+    def link_new(self, link: Link, connack: ConnAck, *, persistent: bool) -> None:
+        """``link`` is connected (``persistent``: the session outlives it); its tasks are
+        about to run."""
 
-    def _on_events_nowait(self, events: list[Event], start: int) -> int: ...
+    async def link_up(self, link: Link, connack: ConnAck) -> None:
+        """``link``'s tasks run (called in a task of the link's)."""
 
-    def _link_new(self, link: Link, connack: ConnAck) -> None: ...
+    def link_down(self, error: MQTTError | None) -> None:
+        """The link ended (``error``: why, ``None`` when the application closed it)."""
 
-    async def _link_up(self, link: Link, connack: ConnAck) -> None: ...
-
-    def _link_ending(self) -> None: ...
-
-    def _link_sent(self) -> None: ...
-
-    def _link_down(self, error: MQTTError | None) -> None: ...
-
-    def _state_changed(
-        self, state: ClientState, change: StateChange | None
-    ) -> None: ...
+    def state_changed(self, state: ClientState, change: StateChange | None) -> None:
+        """The client's state changed."""
 
 
 @attrs.define(kw_only=True)
@@ -98,26 +80,16 @@ class ConnectionSettings:
     authenticator: Authenticator | None = None
 
 
-def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None:
-    """The first server of an MQTT 5 Server Reference (``host``, ``host:port``, ``[v6]:port``;
-    several are separated by spaces, section 4.11), keeping the current transport."""
-    servers = reference.split()
-    if not servers:
-        return None
-    first = servers[0]
-    host, port = first, current.port
-    if first.startswith("["):
-        host, _, rest = first[1:].partition("]")
-        if rest.startswith(":") and rest[1:].isdigit():
-            port = int(rest[1:])
-    elif first.count(":") == 1:
-        host, _, text = first.partition(":")
-        if not text.isdigit():
-            return None
-        port = int(text)
-    if not host or not 0 < port < 65536:
-        return None
-    return attrs.evolve(current, host=host, port=port)
+def session_outlives(connect: Connect, connack: ConnAck) -> bool:
+    """Whether the session outlives the connection that ``connack`` accepted: MQTT 5 by its
+    Session Expiry Interval (the broker's, else ours: section 3.2.2.3.2), MQTT 3.1.1 unless
+    it is a clean session."""
+    if connect.protocol_version is ProtocolVersion.V5:
+        expiry = connack.properties.session_expiry_interval
+        if expiry is None:
+            expiry = connect.properties.session_expiry_interval
+        return bool(expiry)
+    return not connect.clean_start
 
 
 class Supervisor:
@@ -132,7 +104,7 @@ class Supervisor:
         "connect",
         "endpoint",
         "link",
-        "owner",
+        "listener",
         "reconnects",
         "session",
         "settings",
@@ -143,14 +115,14 @@ class Supervisor:
         self,
         settings: ConnectionSettings,
         session: SessionState,
-        owner: LinkOwner,
+        listener: SupervisorListener,
         *,
         before_send: Callable[[], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
-        self.owner = owner
+        self.listener = listener
         self._before_send = before_send  # a durable store's flush
         self.link: Link | None = None
         self.connect = settings.connect
@@ -171,16 +143,13 @@ class Supervisor:
             stream = await settings.open_stream(endpoint)
             link = Link(
                 stream,
+                self.listener,
                 version=self.connect.protocol_version,
                 session=self.session,
                 receive_maximum=settings.receive_maximum,
                 max_packet_size=settings.max_packet_size or MAX_PACKET_SIZE,
-                on_event=self.owner._on_event,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
-                on_events_nowait=self.owner._on_events_nowait,
-                on_ending=self.owner._link_ending,
-                on_sent=self.owner._link_sent,
             )
             try:
                 connack = await link.handshake(self.connect)
@@ -203,9 +172,8 @@ class Supervisor:
         return link, connack
 
     def _next_endpoint(self, error: MQTTError | None) -> Endpoint:
-        reference = getattr(error, "server_reference", None)
-        code = getattr(error, "reason_code", None)
-        if reference and code in _REDIRECTS:
+        reference = redirect_of(error) if error is not None else None
+        if reference:
             target = parse_server_reference(reference, self.endpoint)
             if target is not None:
                 log.info("following the server reference to %s", target)
@@ -254,7 +222,7 @@ class Supervisor:
             if error is not None and not immediate:
                 assert policy is not None
                 delay = policy.delay(attempt + 1, self._random, floor=floor)
-                self.owner._state_changed(
+                self.listener.state_changed(
                     ClientState.RECONNECTING
                     if self.started
                     else ClientState.CONNECTING,
@@ -275,7 +243,7 @@ class Supervisor:
                 if self._closing:
                     return  # the application is leaving: a failed attempt is moot
                 error = exc
-                if getattr(exc, "reason_code", None) is _OVERRUN and attempt:
+                if is_overrun(exc) and attempt:
                     floor = True  # the broker is up, only buggy: do not escalate
                 else:
                     attempt += 1
@@ -300,13 +268,13 @@ class Supervisor:
                 # connection gone, so leaving the block does not raise for it.
                 log.debug("connection lost while closing: %s", error)
                 return
-            self.owner._state_changed(
+            self.listener.state_changed(
                 ClientState.RECONNECTING, Disconnected(cause=error)
             )
             log.warning("connection lost: %s", error)
             now = trio.current_time()
             floor = policy is not None and now - connected_at < policy.stable_after
-            if floor and getattr(error, "reason_code", None) is not _OVERRUN:
+            if floor and not is_overrun(error):
                 # Lost right after CONNACK (a broker that accepts, then closes or breaks
                 # the protocol): a failed attempt, so the backoff goes on growing instead
                 # of starting over (which made a reconnect every few milliseconds).
@@ -326,8 +294,7 @@ class Supervisor:
         to try the next endpoint of the list on the very first connection."""
         if self._closing:
             return False
-        code = getattr(error, "reason_code", None)
-        if code in _REDIRECTS and getattr(error, "server_reference", None):
+        if redirect_of(error):
             self._redirects += 1
             return self._redirects <= 5
         return not self.started and attempt < len(self.settings.endpoints)
@@ -338,12 +305,7 @@ class Supervisor:
             return False
         if not self.started and not policy.retry_first_connect:
             return False
-        code = getattr(error, "reason_code", None)
-        if isinstance(error, ConnectRefusedError) and code in _FATAL_REFUSALS:
-            return False
-        if isinstance(error, AuthenticationError):
-            return False  # wrong credentials or the wrong server: retrying cannot help
-        if isinstance(error, ConnectionLostError) and code in _FATAL_DISCONNECTS:
+        if retry_cannot_help(error):
             return False
         if policy.max_attempts is not None and attempt >= policy.max_attempts:
             return False
@@ -361,11 +323,13 @@ class Supervisor:
         """Run one link to its end; return why it ended (``None``: closed by the application)."""
         failure: MQTTError | None = None
         self.link = link
-        self.owner._link_new(link, connack)
+        self.listener.link_new(
+            link, connack, persistent=session_outlives(self.connect, connack)
+        )
 
         async def up() -> None:  # runs in this task once the link's tasks are running
-            await self.owner._link_up(link, connack)
-            self.owner._state_changed(
+            await self.listener.link_up(link, connack)
+            self.listener.state_changed(
                 ClientState.CONNECTED,
                 Connected(
                     endpoint=self.endpoint, session_present=connack.session_present
@@ -381,7 +345,7 @@ class Supervisor:
             failure = exc
         error = failure or link.failure
         await link.close()  # the socket of a failed link too
-        self.owner._link_down(error)
+        self.listener.link_down(error)
         if error is None and not self._closing:
             error = ConnectionLostError("the connection ended")
         return error

@@ -9,9 +9,9 @@ when its caller gives up. A new process with the same store sends the ones a cra
 
 from __future__ import annotations
 
-from ._enums import QoS
-from ._sansio._packets import Publish
-from ._sansio._properties import Properties
+from .._enums import QoS
+from .._sansio._packets import Publish
+from .._sansio._properties import Properties
 from ._stores import SessionStore
 
 # Queued publishes have no packet id yet; the stored form carries this one, never used.

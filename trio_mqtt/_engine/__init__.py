@@ -1,0 +1,1 @@
+"""The client's machinery: reconnects, the outbound queue, inbound routing, session stores."""

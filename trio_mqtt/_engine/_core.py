@@ -1,0 +1,140 @@
+"""ClientCore: what one client is, behind the :class:`MQTTClient` facade.
+
+It owns the client's state (connecting, ready, closed, failed) and its parts: the
+:class:`Outbox` (outbound work), the :class:`Router` (inbound messages to inboxes) and
+:class:`Subscribing` (the subscriptions' life). It is the single listener of each link
+(:class:`LinkListener`: what the link received) and of the supervisor
+(:class:`SupervisorListener`: links coming and going, state changes), and dispatches to its
+parts; none of them calls back up.
+
+Ready means connected *and* restored (subscriptions renewed after a lost session): only then
+does new work go to the link (``outbox.link`` is set); before, it waits in the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from .._exceptions import MQTTError
+from .._io._link import Link
+from .._sansio._events import Acknowledged, Event
+from .._sansio._packets import ConnAck, Publish
+from .._status import ClientState, StateBroadcast, StateChange
+from ._outbox import Outbox
+from ._router import Router
+from ._subscribing import Subscribing
+
+
+class ClientCore:
+    """One client's state and parts; the listener of its links and of its supervisor."""
+
+    __slots__ = (
+        "_closed", "_failure", "_ready", "_ready_event", "acknowledged", "link",
+        "message_nowait", "outbox",
+        "router", "session_present", "status", "subscribing",
+    )  # fmt: skip
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.router = Router()
+        # LinkListener's two per-message functions: the router's and the outbox's own
+        self.message_nowait: Callable[[Publish], bool] = self.router.route_nowait
+        self.acknowledged: Callable[[Acknowledged], None] = outbox.acknowledged
+        self.subscribing = Subscribing(self.router, outbox, self.ready_event)
+        self.status = StateBroadcast()
+        self.link: Link | None = None  # the current link (ready or not)
+        self.session_present = False
+        self._ready = False  # connected and restored: new work may go out
+        self._ready_event = trio.Event()
+        self._closed = False
+        self._failure: MQTTError | None = None
+
+    # -- the client's state ----------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Connected, with the session restored."""
+        return self._ready
+
+    def check_open(self) -> None:
+        """Raise if the client failed (its error) or was closed (ClosedResourceError)."""
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise trio.ClosedResourceError("the client is closed")
+
+    def ready_event(self) -> trio.Event | None:
+        """``None`` when ready; else the event set when that may have changed.
+
+        Raises:
+            MQTTError: the client failed.
+            trio.ClosedResourceError: the client is closed.
+        """
+        if self._ready:
+            return None
+        self.check_open()
+        return self._ready_event
+
+    async def wait_connected(self) -> None:
+        """Wait until ready (a checkpoint either way); raises as :meth:`ready_event`."""
+        while (event := self.ready_event()) is not None:
+            await event.wait()
+        await trio.lowlevel.checkpoint()
+
+    def closing(self) -> None:
+        """The application is leaving the client's block: no new work, no unsubscribing."""
+        self._closed = True
+        self.outbox.hold()
+
+    def finish(self, error: MQTTError | None) -> None:
+        """The client is done for good: fail every waiter and end every subscription."""
+        self._closed = True
+        self._ready = False
+        if error is not None and self._failure is None:
+            self._failure = error
+        self.outbox.finish(error or trio.ClosedResourceError("the client is closed"))
+        self._ready_event.set()
+        self.subscribing.finish(error)
+        self.status.close()
+
+    # -- LinkListener: what the link received ------------------------------------------------------
+
+    async def deliver(self, event: Event) -> None:
+        """A message that has to wait for room (the link handles the rest itself)."""
+        if isinstance(event, Publish):
+            await self.router.route(event)
+
+    def link_ending(self) -> None:
+        """The link takes no new work (it fails, or flushes a DISCONNECT after a protocol
+        error): new publishes and subscriptions wait for the next connection."""
+        self._ready = False
+        self.outbox.hold()
+        if self._ready_event.is_set():
+            self._ready_event = trio.Event()
+
+    # -- SupervisorListener: links coming and going -----------------------------------------------
+
+    def link_new(self, link: Link, connack: ConnAck, *, persistent: bool) -> None:
+        """A link is connected; its tasks are about to run."""
+        self.link = link
+        self.session_present = connack.session_present
+        self.subscribing.link_new(link, connack.session_present, persistent)
+
+    async def link_up(self, link: Link, connack: ConnAck) -> None:
+        """The link runs: restore the subscriptions a lost session forgot, then open the gate."""
+        if not await self.subscribing.restore(link, connack.session_present):
+            return  # lost again; the supervisor reconnects
+        if self._closed:
+            return  # the application left meanwhile
+        self._ready = True
+        self._ready_event.set()
+        self.outbox.open(link)
+
+    def link_down(self, error: MQTTError | None) -> None:
+        self.link_ending()
+        self.outbox.link_down()
+
+    def state_changed(self, state: ClientState, change: StateChange | None) -> None:
+        self.status.change(state, change)

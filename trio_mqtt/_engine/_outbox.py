@@ -1,0 +1,333 @@
+"""Outbox: every publish, SUBSCRIBE and UNSUBSCRIBE from the call until its outcome.
+
+A publish goes straight to the link when the client is connected, nothing is queued before
+it, and (QoS 1/2) the broker's Receive Maximum has room; otherwise it waits in the offline
+queue, in call order, bounded by count and payload bytes. :meth:`Outbox.pump` hands the queue
+to the link in order, as the quota allows and a chunk at a time: once 64 KiB wait to be
+written, the rest goes after the link has written them (:meth:`Link.when_sent`), so a long
+offline queue is not encoded into one buffer at reconnect.
+
+Waiters are keyed by packet identifier. A QoS 1/2 publish keeps its waiter across reconnects
+(the session resends it; its acknowledgement on a later connection resolves it); a
+SUBSCRIBE/UNSUBSCRIBE waiter is told ``None`` when its connection is lost (such requests are
+never resent: the caller asks again).
+
+With a durable session store, the queued QoS 1/2 publishes are journaled (:class:`QueueJournal`)
+before they are queued, and leave the journal when they are handed to a connection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import trio
+
+from .._enums import QoS
+from .._exceptions import (
+    LocalProtocolError,
+    MQTTError,
+    NotConnectedError,
+    PublishError,
+)
+from .._io._link import Link
+from .._io._wakeups import Flag
+from .._message import PublishResult
+from .._sansio._events import Acknowledged, PublishAcknowledged
+from .._sansio._packets import Publish
+from .._sansio._properties import Properties
+from ._queue_journal import QueueJournal, stored_form
+
+# QoS 0 publishes wait for the network only beyond this many unsent bytes (backpressure);
+# the pump stops there until the link has written them.
+HIGH_WATER = 64 * 1024
+QOS0_RESULT = PublishResult(packet_id=None)
+_NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared and always empty
+
+
+class Request:
+    """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
+
+    __slots__ = (
+        "error", "event", "journal_key", "payload", "properties", "qos", "restored",
+        "result", "retain", "topic",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        topic: str = "",
+        payload: bytes = b"",
+        qos: QoS = QoS.AT_MOST_ONCE,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties = properties  # None: a SUBSCRIBE/UNSUBSCRIBE, not a publish
+        self.journal_key = 0  # in a durable store's queue (QueueJournal), when not 0
+        self.restored = False  # queued by an earlier process: nobody awaits it
+        self.event = Flag()  # one waiter: the caller
+        self.result: Acknowledged | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def is_publish(self) -> bool:
+        return self.properties is not None
+
+    def finish(
+        self, result: Acknowledged | None = None, error: BaseException | None = None
+    ) -> None:
+        self.result, self.error = result, error
+        self.event.set()
+
+
+class Outbox:
+    """The client's outbound work; the current link, when ready, is where it goes."""
+
+    __slots__ = (
+        "_journal", "_offline_bytes", "_offline_limit", "_offline_timeout", "_queue",
+        "_queued_bytes", "_waiters", "fast", "link",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        offline_queue: int,
+        offline_bytes: int,
+        offline_timeout: float | None,
+        journal: QueueJournal | None = None,
+        restored: Sequence[tuple[int, Publish]] = (),
+    ) -> None:
+        self._offline_limit = offline_queue
+        self._offline_bytes = offline_bytes
+        self._offline_timeout = offline_timeout
+        self._journal = journal  # keeps the queued QoS 1/2 publishes in a session store
+        self._queued_bytes = 0  # payload bytes in _queue
+        # publishes not yet handed to a connection (the shared empty one until the first:
+        # an empty deque is 760 bytes, per idle client)
+        self._queue: deque[Request] = _NO_QUEUE
+        self._waiters: dict[int, Request] = {}
+        #: The link new work goes to: set while the client is connected and restored.
+        self.link: Link | None = None
+        #: The link a QoS 0 publish may go straight to: ``link``, while nothing is queued.
+        self.fast: Link | None = None
+        self._restore(restored)
+
+    def _refresh(self) -> None:
+        self.fast = None if self._queue else self.link
+
+    def open(self, link: Link) -> None:
+        """The client is connected and restored: new work goes to ``link``; the queue too."""
+        self.link = link
+        self._refresh()
+        self.pump()
+
+    def hold(self) -> None:
+        """The link takes no new work: queue it until :meth:`open`."""
+        self.link = self.fast = None
+
+    # -- publish ---------------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+        *,
+        qos0_loss_ok: bool,
+    ) -> PublishResult:
+        """Publish, waiting for the outcome (see :meth:`MQTTClient.publish`; its QoS 0 fast
+        path goes to :attr:`fast` itself, then to :meth:`backpressure`).
+
+        ``qos0_loss_ok``: a QoS 0 message lost with its connection is not an error (the
+        client reconnects); otherwise the connection's error is raised.
+        """
+        link = self.fast
+        if link is not None:
+            if not qos:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                link.publish_qos0(topic, payload, retain, properties)
+                return await self.backpressure(link, qos0_loss_ok=qos0_loss_ok)
+            if link.send_quota_available:
+                request = Request(topic, payload, qos, retain, properties)
+                self._issue(link, request)
+                return await self._outcome(request)
+        request = Request(topic, payload, qos, retain, properties)
+        if link is None and (
+            len(self._queue) >= self._offline_limit
+            or self._queued_bytes + len(payload) > self._offline_bytes
+        ):
+            raise NotConnectedError(
+                f"not connected, and the offline queue is full ({self._offline_limit} "
+                f"messages or {self._offline_bytes} bytes of payload)"
+            )
+        if qos and self._journal is not None:
+            # on disk first: a store that fails leaves nothing queued behind the error
+            request.journal_key = self._journal.added(
+                stored_form(topic, payload, qos, retain, properties)
+            )
+        if self._queue is _NO_QUEUE:
+            self._queue = deque()
+        self._queue.append(request)
+        self.fast = None
+        self._queued_bytes += len(payload)
+        return await self._outcome(request)
+
+    async def backpressure(self, link: Link, *, qos0_loss_ok: bool) -> PublishResult:
+        """After a QoS 0 publish to ``link``: wait for the network only while more than
+        :data:`HIGH_WATER` bytes are unsent (a cancellation point only, otherwise)."""
+        if link.unsent_bytes >= HIGH_WATER:
+            try:
+                await link.drain()
+            except MQTTError:
+                if not qos0_loss_ok:
+                    raise
+                # At most once: lost with the connection; the client reconnects.
+        return QOS0_RESULT
+
+    def _restore(self, queued: Sequence[tuple[int, Publish]]) -> None:
+        """Queue, first, the publishes an earlier process accepted but never sent (its
+        session store kept them); nobody waits for their outcome."""
+        if not queued:
+            return
+        if self._queue is _NO_QUEUE:
+            self._queue = deque()
+        for key, p in reversed(queued):
+            request = Request(p.topic, p.payload, p.qos, p.retain, p.properties)
+            request.journal_key = key
+            request.restored = True
+            self._queue.appendleft(request)
+            self._queued_bytes += len(p.payload)
+
+    def _unqueue(self, request: Request) -> None:
+        """Take a publish out of the queue: its caller gave up (or the client closed). One
+        an earlier process left stays in the store for the next (nobody gave it up)."""
+        self._queue.remove(request)
+        self._refresh()
+        self._queued_bytes -= len(request.payload)
+        if request.journal_key and not request.restored and self._journal is not None:
+            self._journal.removed(request.journal_key)
+
+    def _issue(self, link: Link, request: Request) -> None:
+        """Hand a publish to ``link`` (queued and flushed, not yet acknowledged)."""
+        assert request.properties is not None
+        if request.journal_key and self._journal is not None:
+            self._journal.removed(
+                request.journal_key
+            )  # outbound from here (one commit)
+        packet_id = link.publish(
+            request.topic,
+            request.payload,
+            request.qos,
+            request.retain,
+            request.properties,
+        )
+        if packet_id is None:
+            request.finish()
+        else:
+            self._waiters[packet_id] = request
+
+    def pump(self) -> None:
+        """Hand queued publishes to the link, in order, while its quota allows, and a chunk
+        at a time (see the module docstring)."""
+        queue = self._queue
+        link = self.link
+        while queue and link is not None:
+            if queue[0].qos and not link.send_quota_available:
+                return
+            if link.unsent_bytes >= HIGH_WATER:
+                link.when_sent(self.pump)  # perhaps at once: last here
+                return
+            request = queue.popleft()
+            if not queue:
+                self.fast = link
+            self._queued_bytes -= len(request.payload)
+            try:
+                self._issue(link, request)
+            except (ValueError, LocalProtocolError) as exc:
+                request.finish(error=exc)
+
+    async def _outcome(self, request: Request) -> PublishResult:
+        try:
+            if self._offline_timeout is not None and request in self._queue:
+                with trio.move_on_after(self._offline_timeout):
+                    await request.event.wait()
+                if request in self._queue:
+                    self._unqueue(request)
+                    raise NotConnectedError(
+                        f"not sent within offline_timeout={self._offline_timeout:g}s"
+                    )
+            await request.event.wait()
+        except BaseException:
+            if request in self._queue:
+                self._unqueue(request)  # cancelled before it was sent: nothing goes out
+            raise
+        if request.error is not None:
+            raise request.error
+        ack = request.result
+        if ack is None:
+            return PublishResult(packet_id=None)
+        assert isinstance(ack, PublishAcknowledged)
+        if ack.reason_code.is_failure:
+            props = ack.properties
+            raise PublishError(
+                ack.reason_code,
+                reason_string=props.reason_string,
+                user_properties=props.user_properties,
+            )
+        return PublishResult(
+            packet_id=ack.packet_id,
+            reason_code=ack.reason_code,
+            properties=ack.properties,
+        )
+
+    # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------------------
+
+    async def request(self, send: Callable[[], int]) -> Acknowledged | None:
+        """Send a SUBSCRIBE/UNSUBSCRIBE with ``send()`` (a link command returning its packet
+        id) and wait for its acknowledgement; ``None`` when the connection was lost first."""
+        request = Request()
+        packet_id = send()
+        self._waiters[packet_id] = request
+        try:
+            await request.event.wait()
+        finally:
+            if self._waiters.get(packet_id) is request:
+                del self._waiters[packet_id]
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    # -- the link's side ---------------------------------------------------------------------------
+
+    def acknowledged(self, event: Acknowledged) -> None:
+        """The broker acknowledged one of ours: resolve its waiter, and go on with the queue."""
+        request = self._waiters.pop(event.packet_id, None)
+        if request is not None:
+            request.finish(event)
+        if self._queue and isinstance(event, PublishAcknowledged):
+            self.pump()
+
+    def link_down(self) -> None:
+        """The connection is gone: SUBSCRIBE/UNSUBSCRIBE waiters learn it (their callers ask
+        again); publishes wait on (the session resends them on the next connection)."""
+        self.hold()
+        for packet_id, request in list(self._waiters.items()):
+            if not request.is_publish:
+                del self._waiters[packet_id]
+                request.finish()
+
+    def finish(self, error: BaseException) -> None:
+        """The client is done for good: fail every waiter and every queued publish (never
+        sent later either; a crash, which reaches no such line, leaves them in a durable
+        store for the next process)."""
+        self.hold()
+        for request in [*self._waiters.values(), *self._queue]:
+            request.finish(error=error)
+        self._waiters.clear()
+        while self._queue:
+            self._unqueue(self._queue[0])

@@ -1,0 +1,1 @@
+"""Trio I/O: transports, the byte stream, and the link that runs one connection."""
