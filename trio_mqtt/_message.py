@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, final
 
 import attrs
 
 from ._enums import QoS, ReasonCode
-from ._sansio._fast import positional
+from ._sansio._fast import fast_constructor
 from ._sansio._packets import Publish
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 
@@ -63,10 +62,21 @@ class Message(_MessageSlots):
             self._acknowledger.ack()
 
 
-#: Message(topic, payload, qos, retain, properties, _acknowledger) without __init__'s cost
-new_message: Callable[
-    [str, bytes, QoS, bool, Properties, _Acknowledger | None], Message
-] = positional(Message)
+class _NewMessage(Protocol):
+    def __call__(
+        self,
+        *,
+        topic: str,
+        payload: bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+        acknowledger: _Acknowledger | None,
+    ) -> Message: ...
+
+
+#: ``Message(...)`` without ``__init__``'s cost (keyword-only; no validation: see _fast)
+new_message: _NewMessage = fast_constructor(Message)
 
 
 def message_from_publish(
@@ -74,8 +84,8 @@ def message_from_publish(
 ) -> Message:
     """The message a received PUBLISH carries (``acknowledger``: its manual ack)."""
     return new_message(
-        publish.topic, publish.payload, publish.qos, publish.retain,
-        publish.properties, acknowledger,
+        topic=publish.topic, payload=publish.payload, qos=publish.qos,
+        retain=publish.retain, properties=publish.properties, acknowledger=acknowledger,
     )  # fmt: skip
 
 

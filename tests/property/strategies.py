@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from trio_mqtt import PayloadFormat, ProtocolVersion, QoS, ReasonCode, RetainHandling
 from trio_mqtt._enums import PacketType
-from trio_mqtt._sansio._codec import ALLOWED_REASON_CODES
+from trio_mqtt._sansio._fields import ALLOWED_REASON_CODES
 from trio_mqtt.lowlevel import (
     Auth,
     ConnAck,

@@ -10,8 +10,8 @@ from trio_mqtt import MalformedPacketError, Message, QoS, RemoteProtocolError
 from trio_mqtt._engine._inbox import Inbox
 from trio_mqtt._engine._router import ROUTE_CACHE_SIZE, Router
 from trio_mqtt._message import new_message
-from trio_mqtt._sansio._codec import _TOPICS, _TOPICS_CACHED, new_publish
-from trio_mqtt._sansio._fast import positional
+from trio_mqtt._sansio._fast import fast_constructor
+from trio_mqtt._sansio._publish_decoder import TOPICS, TOPICS_CACHED, new_publish
 from trio_mqtt.lowlevel import (
     EMPTY_PROPERTIES,
     PacketReader,
@@ -21,12 +21,20 @@ from trio_mqtt.lowlevel import (
     encode_packet,
 )
 
-# -- positional constructors ----------------------------------------------------------------------
+# -- fast keyword-only constructors ----------------------------------------------------------------------
 
 
-def test_positional_publish_is_a_frozen_publish() -> None:
+def test_fast_publish_is_a_frozen_publish() -> None:
     props = Properties(subscription_identifiers=(7,))
-    fast = new_publish("a/b", b"x", QoS.AT_LEAST_ONCE, True, False, 3, props)
+    fast = new_publish(
+        topic="a/b",
+        payload=b"x",
+        qos=QoS.AT_LEAST_ONCE,
+        retain=True,
+        dup=False,
+        packet_id=3,
+        properties=props,
+    )
     slow = Publish(
         topic="a/b", payload=b"x", qos=QoS.AT_LEAST_ONCE, retain=True, packet_id=3,
         properties=props,
@@ -40,21 +48,36 @@ def test_positional_publish_is_a_frozen_publish() -> None:
     assert attrs.evolve(fast, dup=True).dup
 
 
-def test_positional_message() -> None:
-    message = new_message("t", b"p", QoS.AT_MOST_ONCE, False, EMPTY_PROPERTIES, None)
+def test_fast_message() -> None:
+    message = new_message(
+        topic="t",
+        payload=b"p",
+        qos=QoS.AT_MOST_ONCE,
+        retain=False,
+        properties=EMPTY_PROPERTIES,
+        acknowledger=None,
+    )
     assert type(message) is Message
     assert message == Message(topic="t", payload=b"p", qos=QoS.AT_MOST_ONCE)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         message.payload = b""  # type: ignore[misc]
 
 
-def test_positional_refuses_a_class_without_a_matching_slots_base() -> None:
+def test_fast_constructors_take_keywords_only() -> None:
+    """Two bools side by side (retain, dup) cannot be swapped silently by position."""
+    with pytest.raises(TypeError, match="positional"):
+        new_publish("a/b", b"x", QoS.AT_MOST_ONCE, True, False, None, EMPTY_PROPERTIES)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        new_publish(topic="a", payload=b"", qos=QoS.AT_MOST_ONCE, retained=True)  # type: ignore[call-arg]
+
+
+def test_fast_constructor_refuses_a_class_without_a_matching_slots_base() -> None:
     @attrs.frozen
     class Plain:
         a: int
 
     with pytest.raises(TypeError, match="base must hold exactly its fields"):
-        positional(Plain)
+        fast_constructor(Plain)
 
     class _Slots:
         __slots__ = ("__weakref__", "a")
@@ -64,7 +87,7 @@ def test_positional_refuses_a_class_without_a_matching_slots_base() -> None:
         a: int = attrs.field(validator=attrs.validators.instance_of(int))
 
     with pytest.raises(TypeError, match="validator"):
-        positional(Checked)
+        fast_constructor(Checked)
 
 
 # -- the reader's shortcuts -------------------------------------------------------------------------
@@ -114,10 +137,10 @@ def test_large_packet_in_pieces() -> None:
 
 def test_topic_names_are_remembered_within_bounds() -> None:
     reader = PacketReader()
-    for n in range(_TOPICS_CACHED * 2 + 1):
+    for n in range(TOPICS_CACHED * 2 + 1):
         (packet,) = reader.feed(encode_packet(Publish(topic=f"t/{n}")))
         assert packet.topic == f"t/{n}"  # type: ignore[union-attr]
-    assert len(_TOPICS) <= _TOPICS_CACHED
+    assert len(TOPICS) <= TOPICS_CACHED
     first = reader.feed(encode_packet(Publish(topic="same")))[0]
     second = reader.feed(encode_packet(Publish(topic="same")))[0]
     assert first.topic is second.topic  # type: ignore[union-attr]
@@ -138,7 +161,7 @@ def test_invalid_topic_names_are_never_remembered(
     for _ in range(2):
         with pytest.raises(error):
             PacketReader().feed(packet)
-    assert bytes.fromhex(topic_hex) not in _TOPICS
+    assert bytes.fromhex(topic_hex) not in TOPICS
 
 
 def test_memoryview_input() -> None:

@@ -209,8 +209,9 @@ class Router:
         if len(targets) == 1:  # the common case: one test and one append
             p = publish
             message = new_message(
-                p.topic, p.payload, p.qos, p.retain, p.properties, None
-            )
+                topic=p.topic, payload=p.payload, qos=p.qos, retain=p.retain,
+                properties=p.properties, acknowledger=None,
+            )  # fmt: skip
             return targets[0].offer(message)
         for subscription in targets:
             if subscription.full():

@@ -272,7 +272,15 @@ class MQTTConnection:
         if self._backlog or self._inflight >= server.receive_maximum:
             raise QuotaExceeded
         packet_id, packet = self._queue_with_packet_id(
-            lambda pid: new_publish(topic, payload, qos, retain, False, pid, properties)
+            lambda pid: new_publish(
+                topic=topic,
+                payload=payload,
+                qos=qos,
+                retain=retain,
+                dup=False,
+                packet_id=pid,
+                properties=properties,
+            )
         )
         assert isinstance(packet, Publish)
         self.session.store_outbound(packet_id, packet)

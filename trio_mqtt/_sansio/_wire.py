@@ -16,6 +16,8 @@ from .._exceptions import MalformedPacketError
 Buffer = bytes | bytearray | memoryview
 
 MAX_VBI: Final = 268_435_455  # four bytes of 7 bits (section 1.5.5)
+#: The largest packet the format can express: the fixed header plus the largest remaining length.
+MAX_PACKET_SIZE: Final = 1 + 4 + MAX_VBI
 MAX_U16: Final = 0xFFFF
 MAX_U32: Final = 0xFFFF_FFFF
 
