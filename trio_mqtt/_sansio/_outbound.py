@@ -1,0 +1,143 @@
+"""OutboundFlows: our QoS 1/2 messages from PUBLISH until the server's acknowledgement.
+
+Flow control (section 4.9): at most the server's Receive Maximum of them are in flight; the
+caller waits for a free slot (:class:`QuotaExceeded`). After CONNACK the session's
+unacknowledged PUBLISH (DUP=1, [MQTT-3.3.1-1]) and PUBREL are resent in their original order,
+before anything new ([MQTT-4.4.0-1]), as the quota allows and a chunk at a time
+(:data:`RESEND_CHUNK`), so that a session of 10,000 large messages is not copied into one
+buffer at reconnect.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+import attrs
+
+from .._enums import ReasonCode
+from .._exceptions import RemoteProtocolError
+from ._events import Event, PublishAcknowledged
+from ._outgoing import Outgoing
+from ._packets import PubAck, PubComp, Publish, PubRec, PubRel
+from ._session import SessionState
+
+_NO_BACKLOG: Final[deque[int]] = deque(maxlen=0)  # shared and always empty
+#: How many bytes of resent packets are encoded ahead of the network.
+RESEND_CHUNK: Final = 256 * 1024
+
+
+class OutboundFlows:
+    """The outbound QoS 1/2 flows of one connection of a session."""
+
+    __slots__ = ("_backlog", "_out", "_resend_dup", "_session", "inflight", "limit")
+
+    def __init__(self, session: SessionState, out: Outgoing) -> None:
+        self._session = session
+        self._out = out
+        self.limit = 65535  # the server's Receive Maximum
+        self.inflight = 0  # flows counted against it
+        # the session's flows still to be (re)sent once the quota allows, in order
+        self._backlog: deque[int] = _NO_BACKLOG
+        self._resend_dup = True
+
+    @property
+    def quota_available(self) -> bool:
+        """Whether another QoS 1/2 PUBLISH may be sent now ([MQTT-4.9.0-2])."""
+        return not self._backlog and self.inflight < self.limit
+
+    @property
+    def resending(self) -> bool:
+        """Whether resends wait for quota or for the buffer to drain."""
+        return bool(self._backlog)
+
+    def started(self, publish: Publish) -> None:
+        """A new flow was queued (stored in the session by the caller)."""
+        self.inflight += 1
+
+    def resume(self, *, limit: int, session_present: bool) -> list[Event]:
+        """A CONNACK accepted the connection: resend the session's flows (see the module
+        docstring). Returns the flows it ends: without a session, a PUBREL awaiting PUBCOMP is
+        moot (PUBREC already told us the server owns the message)."""
+        self.limit = limit
+        session = self._session
+        events: list[Event] = []
+        if not session_present:
+            for packet_id, stored in list(session.outbound.items()):
+                if isinstance(stored, PubRel):
+                    session.finish_outbound(packet_id)
+                    events.append(PublishAcknowledged(packet_id, ReasonCode.SUCCESS))
+        self.inflight = 0
+        # Without a session the PUBLISHes go again as new messages under their ids: the
+        # application's publish() is still waiting for them. (A shared empty deque when there
+        # is nothing to resend: 760 bytes per idle client.)
+        self._backlog = deque(session.outbound) if session.outbound else _NO_BACKLOG
+        self._resend_dup = session_present
+        self.resend()
+        return events
+
+    def resend(self) -> None:
+        """Queue the next chunk of resends, as far as the quota allows."""
+        backlog = self._backlog
+        outbound = self._session.outbound
+        dup = self._resend_dup
+        out = self._out
+        while backlog and self.inflight < self.limit and out.size < RESEND_CHUNK:
+            packet_id = backlog.popleft()
+            stored = outbound.get(packet_id)
+            if stored is None:
+                continue
+            if isinstance(stored, Publish) and stored.dup is not dup:
+                stored = attrs.evolve(stored, dup=dup)
+            out.send(stored)
+            self.inflight += 1
+
+    def _finish(self, packet_id: int) -> None:
+        self._session.finish_outbound(packet_id)
+        self.inflight -= 1
+        if self._backlog:
+            self.resend()
+
+    def on_puback(self, packet: PubAck) -> list[Event]:
+        stored = self._session.outbound.get(packet.packet_id)
+        if not (isinstance(stored, Publish) and stored.qos == 1):
+            raise RemoteProtocolError(
+                f"PUBACK for packet id {packet.packet_id}, which has no QoS 1 PUBLISH in flight"
+            )
+        self._finish(packet.packet_id)
+        return [
+            PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)
+        ]
+
+    def on_pubrec(self, packet: PubRec) -> list[Event]:
+        packet_id = packet.packet_id
+        stored = self._session.outbound.get(packet_id)
+        if isinstance(stored, PubRel):
+            self._out.send(stored)  # a repeated PUBREC: answer with PUBREL again
+            return []
+        if not (isinstance(stored, Publish) and stored.qos == 2):
+            raise RemoteProtocolError(
+                f"PUBREC for packet id {packet_id}, which has no QoS 2 PUBLISH in flight"
+            )
+        if packet.reason_code.is_failure:
+            self._finish(
+                packet_id
+            )  # section 4.3.3: the flow ends; the id is free again
+            return [
+                PublishAcknowledged(packet_id, packet.reason_code, packet.properties)
+            ]
+        pubrel = PubRel(packet_id=packet_id)
+        # Keep send order: the PUBREL replaces the PUBLISH in place ([MQTT-4.3.3-3]).
+        self._session.store_outbound(packet_id, pubrel)
+        self._out.send(pubrel)
+        return []
+
+    def on_pubcomp(self, packet: PubComp) -> list[Event]:
+        if not isinstance(self._session.outbound.get(packet.packet_id), PubRel):
+            raise RemoteProtocolError(
+                f"PUBCOMP for packet id {packet.packet_id}, which has no PUBREL in flight"
+            )
+        self._finish(packet.packet_id)
+        return [
+            PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)
+        ]
