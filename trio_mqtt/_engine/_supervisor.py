@@ -37,7 +37,8 @@ from .._exceptions import (
     ConnectRefusedError,
     MQTTError,
 )
-from .._io._link import Link, LinkListener
+from .._io._contract import LinkListener
+from .._io._link import Link
 from .._sansio._codec import MAX_PACKET_SIZE
 from .._sansio._packets import ConnAck, Connect
 from .._sansio._session import SessionState

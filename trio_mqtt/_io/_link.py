@@ -1,31 +1,16 @@
-"""Link: one network connection around one :class:`MQTTConnection`: a reader and a writer.
+"""Link: one network connection, and the only owner of its protocol machine.
 
-Theory of operation. The *reader* (the task that calls :meth:`Link.run`) feeds received bytes
-to the connection and hands the events it returns to the client (a message that fits its
-subscription's buffer is delivered without awaiting anything; otherwise the reader waits:
-backpressure). The *writer* sleeps until woken, then sends everything the connection has queued
-in one ``send_all``, so N publishes from N tasks become one system call. Whoever keeps the
-connection alive sleeps at most until the connection's next deadline, then lets the machine
-queue PINGREQ or declare the broker gone. Any failure is recorded once, stops the link, and is
-raised by :meth:`Link.run` as a single :class:`MQTTError`.
-
-Over a plain socket (TCP or Unix, on POSIX) three things change, for round trips and for memory:
-
-* Direct sends: a task that queues a packet while the writer is idle writes it itself, with
-  one non-blocking write, instead of waking the writer: a request-response exchange (publish,
-  wait for the ack or the echo) costs no task switch before the bytes leave. Whatever the
-  socket does not take goes to the writer, which sends it before anything queued later, so the
-  byte stream keeps the order packets were queued in. Only a couple of direct sends are allowed
-  between two reads (or writer sends): a burst from tasks that do not yield is still one write.
-* The reader reads the socket itself (``wait_readable`` and one ``read``), not through the
-  stream's layers, and keeps the connection alive: its reads run under a cancel scope whose
-  deadline is the connection's next one. Deliveries that have to wait run outside that scope
-  (never cut short); the writer keeps the connection alive meanwhile.
-* The writer runs only while there is something for it to send, and a second after: an idle
-  connection is one task.
-
-Over TLS and WebSocket, whose reads are not cut short by a deadline, the writer sends
-everything and keeps the connection alive throughout.
+The *reader* (the task that calls :meth:`Link.run`) feeds received bytes to the machine and
+hands the events to the :class:`LinkListener` (a message that fits its subscription's buffer
+is taken without awaiting anything; otherwise the reader waits: backpressure). Commands
+(:meth:`publish`, :meth:`subscribe`, ...) queue on the machine and have the bytes sent by the
+:class:`Sender`: directly from the calling task over a plain socket, else by the *writer*
+task, which sends everything queued in one write. Keep alive is one method,
+:meth:`_keepalive`, run by whoever sleeps until the machine's next deadline: the reader when
+its reads can be cut short (a plain socket: then an idle connection is one task, the writer
+running only while it has work and a second after), the writer otherwise (TLS, WebSocket) and
+while the reader waits to deliver. Any failure is recorded once, stops the link, and is raised
+by :meth:`run` as a single :class:`MQTTError`.
 """
 
 from __future__ import annotations
@@ -33,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 import trio
 
@@ -58,55 +43,19 @@ from .._sansio._events import (
 from .._sansio._packets import ConnAck, Connect, Publish, SubscriptionRequest
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from .._sansio._session import SessionState
+from ._contract import LinkListener, as_mqtt_error, lost
 from ._handshake import AuthExchange, handshake
+from ._sender import Sender
 from ._stream import TRANSPORT_ERRORS, ByteStream, wrap_stream
 from ._wakeups import Wakeup
 
 log = logging.getLogger(__name__)
 
-# How many times tasks may send directly between two reads (or writer sends): enough for a
-# request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
-# while a burst of packets from tasks that do not yield is left to the writer's single write.
-_DIRECT_SENDS = 2
 # How long a writer with nothing to send waits for more before it ends (plain sockets).
 _WRITER_LINGER = 1.0
 #: Seconds :meth:`Link.close` spends at most on sending the DISCONNECT (and what precedes it).
 CLOSE_GRACE = 1.0
 _LINK_ERRORS = (MQTTError, *TRANSPORT_ERRORS)
-
-
-def _lost(message: str, cause: BaseException | None = None) -> ConnectionLostError:
-    error = ConnectionLostError(message)
-    error.__cause__ = cause
-    return error
-
-
-def _as_mqtt_error(exc: Exception) -> MQTTError:
-    """What ends a link, as the client reports it: transport errors are a lost connection."""
-    if isinstance(exc, MQTTError):
-        return exc
-    return _lost(f"the network connection broke: {exc or type(exc).__name__}", exc)
-
-
-class LinkListener(Protocol):
-    """Who hears what a link receives: the client's engine. The link calls nothing else.
-
-    The first two are attributes, not methods, so that the engine can hand the link its
-    router's and outbox's own functions: one call per message on the hot path.
-    """
-
-    #: Take an inbound message if that needs no waiting; False if it has to wait (a full
-    #: subscription buffer): then the link calls :meth:`deliver` for it.
-    message_nowait: Callable[[Publish], bool]
-
-    #: The broker acknowledged one of our requests (PUBACK, PUBCOMP, SUBACK, UNSUBACK).
-    acknowledged: Callable[[Acknowledged], None]
-
-    async def deliver(self, event: Event) -> None:
-        """Take a message, waiting as long as that takes (backpressure)."""
-
-    def link_ending(self) -> None:
-        """The link takes no new work from now on (it fails, or flushes a DISCONNECT)."""
 
 
 class Link:
@@ -115,32 +64,23 @@ class Link:
 
     __slots__ = (
         "_auth",
-        "_before_send",
         "_closed",
         "_closing",
         "_conn",
         "_delivering",
-        "_direct",
-        "_direct_sends",
         "_early",
         "_ended",
         "_failure",
         "_listener",
         "_nursery",
-        "_pending",
-        "_queued",
         "_reauthenticated",
         "_scope",
-        "_send_scope",
-        "_sent",
-        "_sent_lot",
+        "_sender",
         "_stopped",
         "_stream",
         "_taking_work",
         "_wake",
-        "_when_sent",
         "_writer_running",
-        "_writing",
     )
 
     def __init__(
@@ -163,21 +103,8 @@ class Link:
         self._writer_running = False
         # the reader waits to deliver (outside its keep-alive scope)
         self._delivering = False
-        # Direct sends allowed between two reads: none when each send commits a durable
-        # session first (batched by the writer, one commit covers many packets).
-        direct = self._stream.reads_cut_short and before_send is None
-        self._direct_sends = _DIRECT_SENDS if direct else 0
-        # direct sends left until the next read or write
-        self._direct = self._direct_sends
-        self._writing = False  # a task is inside send_all
-        # The writer's send_all runs shielded (a write cut short by the application's
-        # cancellation would leave half a packet on the stream, and no DISCONNECT could follow
-        # it): only the link itself cancels it, on failure or once close()'s grace is over.
-        self._send_scope: trio.CancelScope | None = None
-        self._pending = b""  # what a direct send left over, for the writer
         self._auth = AuthExchange(authenticator) if authenticator is not None else None
         self._reauthenticated: trio.Event | None = None
-        self._before_send = before_send
         # The protocol machine: this link is the only object that calls into it.
         self._conn = MQTTConnection(
             version=version,
@@ -185,11 +112,15 @@ class Link:
             receive_maximum=receive_maximum,
             max_packet_size=max_packet_size,
         )
-        self._wake = Wakeup()
-        self._when_sent: Callable[[], None] | None = None
-        self._queued = 0
-        self._sent = 0
-        self._sent_lot: trio.lowlevel.ParkingLot | None = None  # wait_sent() callers
+        self._wake = Wakeup()  # the writer's
+        conn = self._conn
+        self._sender = Sender(
+            self._stream,
+            take=lambda: conn.data_to_send(now=trio.current_time()),
+            more=lambda: conn.has_data_to_send,
+            start_writer=self._start_writer,
+            before_send=before_send,
+        )
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
@@ -227,7 +158,7 @@ class Link:
         if self._failure is not None:
             raise self._failure
         if self._ended:
-            raise _lost("the connection closed during re-authentication")
+            raise lost("the connection closed during re-authentication")
 
     # -- running --------------------------------------------------------------------------------
 
@@ -252,7 +183,7 @@ class Link:
             try:  # _guard(self._reader), inline: one coroutine frame fewer per connection
                 await self._reader()
             except _LINK_ERRORS as exc:
-                self._fail(_as_mqtt_error(exc))
+                self._fail(as_mqtt_error(exc))
             finally:
                 self._nursery = None  # the link is ending: no new writer
         if self._failure is not None and not self._closing:
@@ -267,14 +198,13 @@ class Link:
     def _abort(self) -> None:
         """Stop everything, a write in progress included."""
         self._stop()
-        if self._send_scope is not None:
-            self._send_scope.cancel()
+        self._sender.abort()
 
     async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
             await task()
         except _LINK_ERRORS as exc:
-            self._fail(_as_mqtt_error(exc))
+            self._fail(as_mqtt_error(exc))
 
     def _ending(self) -> None:
         """Tell the listener, once, that this link takes no new work."""
@@ -282,20 +212,14 @@ class Link:
             self._taking_work = False
             self._listener.link_ending()
 
-    def _detach(self) -> None:
-        """No more direct sends (the stream is failing or closing)."""
-        self._direct_sends = self._direct = 0
-        self._stream.detach()
-
     def _fail(self, error: MQTTError) -> None:
         self._ending()
         self._ended = True
-        self._detach()
+        self._sender.detach()
         if self._failure is None and not self._closing:
             self._failure = error
             log.debug("link failed: %s", error)
-        if self._sent_lot:
-            self._sent_lot.unpark_all()  # wake wait_sent() callers so they see the failure
+        self._sender.wake_all()  # drain() callers see the failure
         if self._reauthenticated is not None:
             self._reauthenticated.set()
         self._abort()
@@ -337,9 +261,9 @@ class Link:
             ) as keepalive:
                 while True:
                     data = await receive()
-                    self._direct = self._direct_sends
+                    self._sender.read_happened()
                     if not data:
-                        raise _lost("the broker closed the connection")
+                        raise lost("the broker closed the connection")
                     try:
                         events = conn.receive_data(data, now=trio.current_time())
                     except RemoteProtocolError as exc:
@@ -427,7 +351,7 @@ class Link:
 
     async def _writer(self) -> None:
         conn = self._conn
-        send_all = self._stream.send_all
+        send_queued = self._sender.send_queued
         wake = self._wake
         cut_short = self._stream.reads_cut_short
         try:
@@ -454,27 +378,8 @@ class Link:
                             await wake.wait()
                         if trio.current_time() >= deadline:
                             self._keepalive(conn)
-                target = self._queued
-                data = conn.data_to_send(now=trio.current_time())
-                if data and self._before_send is not None:
-                    self._before_send()  # a durable session is on disk before the wire sees it
-                pending = self._pending
-                if pending:
-                    self._pending = b""
-                    data = pending + data
-                if data:
-                    self._writing = True
-                    try:
-                        with trio.CancelScope(shield=True) as scope:
-                            self._send_scope = scope
-                            await send_all(data)
-                    finally:
-                        self._writing = False
-                        self._send_scope = None
-                    if scope.cancelled_caught:  # aborted: not sent (see _abort)
-                        return
-                    self._direct = self._direct_sends
-                self._sent_up_to(target)
+                if not await send_queued():
+                    return  # aborted (see _abort)
                 if conn.has_data_to_send:
                     wake.set()  # the next chunk (a resent session), or what came meanwhile
         finally:
@@ -487,7 +392,7 @@ class Link:
             now=trio.current_time(), reading=not self._delivering
         ):
             if isinstance(event, KeepAliveExpired):
-                raise _lost(
+                raise lost(
                     f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
                 )
 
@@ -521,7 +426,7 @@ class Link:
         conn = self._conn
         conn.publish(topic, payload, retain=retain, properties=properties)
         self.flush()
-        return conn.buffered_size + len(self._pending)
+        return conn.buffered_size + self._sender.pending_bytes
 
     def subscribe(
         self, requests: Sequence[SubscriptionRequest], properties: Properties
@@ -576,24 +481,17 @@ class Link:
     def unsent_bytes(self) -> int:
         """Bytes queued and not yet handed to the stream (for backpressure): on the machine,
         and what a direct send left over for the writer."""
-        return self._conn.buffered_size + len(self._pending)
+        return self._conn.buffered_size + self._sender.pending_bytes
 
     def flush(self) -> None:
-        """Have what the machine queued sent: at once from the calling task, when the
-        stream is a plain socket, the writer is idle and few sends went this way since the
-        last read (a burst of packets from tasks that do not yield in between goes to the
-        writer, which sends them in one write); otherwise by the writer."""
-        if self._direct and not self._writing and not self._pending:
-            self._direct -= 1
-            self._send_now()
-        else:
-            self._start_writer()
+        """Have what the machine queued sent (see :class:`Sender`): at once from the calling
+        task when it may, else by the writer."""
+        self._sender.flush()
 
     def when_sent(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (once) when the next write has handed what is queued to the
-        stream, and have it written (see :meth:`flush`): e.g. to queue more then."""
-        self._when_sent = callback
-        self.flush()
+        stream, and have it written: e.g. to queue more then."""
+        self._sender.when_sent(callback)
 
     async def drain(self) -> None:
         """Wait until everything queued so far has been handed to the stream.
@@ -601,50 +499,17 @@ class Link:
         Raises:
             MQTTError: the link failed or closed first (why it ended).
         """
-        self._queued += 1
-        ticket = self._queued
-        self._start_writer()
-        while self._sent < ticket:
-            if self._failure is not None:
-                raise self._failure
-            if self._ended:
-                raise _lost("the connection closed")
-            if self._sent_lot is None:
-                self._sent_lot = trio.lowlevel.ParkingLot()
-            await self._sent_lot.park()
+        await self._sender.drain(self._check_running)
 
-    def _send_now(self) -> None:
-        """Send what the connection queued with one non-blocking write; leave the rest (and
-        any error) to the writer."""
-        data = self._conn.data_to_send(now=trio.current_time())
-        if not data:
-            return
-        target = self._queued
-        sent = self._stream.try_send(
-            data
-        )  # full or broken: the writer sends, or reports
-        if sent < len(data):
-            self._pending = data[sent:]
-            self._start_writer()
-        else:
-            self._sent_up_to(target)
-            if self._conn.has_data_to_send:
-                self._start_writer()  # more was encoded meanwhile (see data_to_send)
-
-    def _sent_up_to(self, ticket: int) -> None:
-        """Everything queued before ``ticket`` is with the socket: wake its wait_sent() callers,
-        and tell the owner (it may queue more)."""
-        self._sent = ticket
-        if self._sent_lot:
-            self._sent_lot.unpark_all()
-        when_sent = self._when_sent
-        if when_sent is not None:
-            self._when_sent = None
-            when_sent()
+    def _check_running(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._ended:
+            raise lost("the connection closed")
 
     async def discard(self) -> None:
         """Close the stream at once, without DISCONNECT (a refused or failed handshake)."""
-        self._detach()
+        self._sender.detach()
         self._conn.connection_lost()
         await self._stream.discard()
 
@@ -670,39 +535,15 @@ class Link:
                     self._closing = True
                     self._conn.disconnect()
                     with trio.move_on_after(CLOSE_GRACE):
-                        await self._send_last()
+                        self._stop()  # this task sends the last bytes itself
+                        await self._sender.send_last(lambda: self._failure is not None)
             finally:
                 self._closing = True
                 self._conn.connection_lost()
                 # closed below: no direct send may reach a reused descriptor
-                self._detach()
+                self._sender.detach()
                 self._abort()
                 try:
                     await self._stream.aclose(grace=1)
                 finally:
                     self._closed.set()
-
-    async def _send_last(self) -> None:
-        """Stop the tasks, then send what is left (the DISCONNECT last) from this task."""
-        self._detach()  # no more direct sends: this task is the last to write
-        self._stop()
-        while self._writing:  # the writer's shielded write in progress
-            if self._sent_lot is None:
-                self._sent_lot = trio.lowlevel.ParkingLot()
-            await self._sent_lot.park()
-        if self._failure is not None:
-            return  # that write failed: the stream is broken
-        data = self._pending + self._conn.data_to_send(now=trio.current_time())
-        self._pending = b""
-        if not data:
-            return
-        if self._before_send is not None:
-            self._before_send()
-        self._writing = True
-        try:
-            await self._stream.send_all(data)
-        except TRANSPORT_ERRORS:
-            return  # the connection is gone anyway
-        finally:
-            self._writing = False
-        self._sent_up_to(self._queued)
