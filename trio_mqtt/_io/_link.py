@@ -153,7 +153,7 @@ class Link:
             raise LocalProtocolError("re-authentication needs an authenticator")
         done = self._reauthenticated = trio.Event()
         self._conn.auth(ReasonCode.RE_AUTHENTICATE, auth.start())
-        self.flush()
+        self._sender.flush()
         await done.wait()  # set by AUTH 0x00, or by the link's end
         if self._failure is not None:
             raise self._failure
@@ -269,7 +269,7 @@ class Link:
                     except RemoteProtocolError as exc:
                         await self._end(exc)
                     if conn.has_data_to_send:
-                        self.flush()
+                        self._sender.flush()
                     # the fast path: acknowledgements, and messages delivered without waiting;
                     # the rest is left to the loop above
                     index = deliver_nowait(events, 0)
@@ -278,7 +278,7 @@ class Link:
             if keepalive.cancelled_caught:
                 self._keepalive(conn)
                 if conn.has_data_to_send:
-                    self.flush()
+                    self._sender.flush()
 
     def _deliver_nowait(self, events: list[Event], start: int) -> int:
         """Hand ``events[start:]`` to the listener while that needs no waiting (messages that
@@ -301,7 +301,7 @@ class Link:
         """The broker broke the protocol: flush the DISCONNECT the machine queued (at most a
         second), then raise."""
         self._ending()  # no new work while the DISCONNECT is flushed
-        self.flush()
+        self._sender.flush()
         with trio.move_on_after(1):
             await self.drain()
         raise error
@@ -333,7 +333,7 @@ class Link:
                 self._conn.auth(
                     ReasonCode.CONTINUE_AUTHENTICATION, auth.answer(event.data)
                 )
-                self.flush()
+                self._sender.flush()
                 return
             auth.finish(event.data)
         except AuthenticationError:
@@ -414,7 +414,7 @@ class Link:
         packet_id = self._conn.publish(
             topic, payload, qos=qos, retain=retain, properties=properties
         )
-        self.flush()
+        self._sender.flush()
         return packet_id
 
     def publish_qos0(
@@ -425,21 +425,21 @@ class Link:
         of publishing."""
         conn = self._conn
         conn.publish(topic, payload, retain=retain, properties=properties)
-        self.flush()
-        return conn.buffered_size + self._sender.pending_bytes
+        self._sender.flush()
+        return conn.buffered_size + len(self._sender.pending)
 
     def subscribe(
         self, requests: Sequence[SubscriptionRequest], properties: Properties
     ) -> int:
         """Queue a SUBSCRIBE and have it sent; its packet identifier."""
         packet_id = self._conn.subscribe(requests, properties)
-        self.flush()
+        self._sender.flush()
         return packet_id
 
     def unsubscribe(self, filters: Sequence[str]) -> int:
         """Queue an UNSUBSCRIBE and have it sent; its packet identifier."""
         packet_id = self._conn.unsubscribe(filters)
-        self.flush()
+        self._sender.flush()
         return packet_id
 
     def acknowledge(self, packet_id: int) -> None:
@@ -448,7 +448,7 @@ class Link:
         the resumed session's redelivery is answered on the next link."""
         if self._conn.state is ConnectionState.CONNECTED:
             self._conn.acknowledge(packet_id)
-            self.flush()
+            self._sender.flush()
 
     # -- what the machine knows, for the link's users ---------------------------------------------
 
@@ -481,7 +481,7 @@ class Link:
     def unsent_bytes(self) -> int:
         """Bytes queued and not yet handed to the stream (for backpressure): on the machine,
         and what a direct send left over for the writer."""
-        return self._conn.buffered_size + self._sender.pending_bytes
+        return self._conn.buffered_size + len(self._sender.pending)
 
     def flush(self) -> None:
         """Have what the machine queued sent (see :class:`Sender`): at once from the calling

@@ -35,8 +35,9 @@ class Sender:
     """Sends what the machine queued (``take()`` drains it) over ``stream``."""
 
     __slots__ = (
-        "_before_send", "_direct", "_direct_sends", "_lot", "_more", "_pending", "_queued",
-        "_send_scope", "_sent", "_start_writer", "_stream", "_take", "_when_sent", "writing",
+        "_before_send", "_direct", "_direct_sends", "_lot", "_more", "_queued",
+        "_send_scope", "_sent", "_start_writer", "_stream", "_take", "_when_sent", "pending",
+        "writing",
     )  # fmt: skip
 
     def __init__(
@@ -59,7 +60,9 @@ class Sender:
         direct = stream.reads_cut_short and before_send is None
         self._direct_sends = DIRECT_SENDS if direct else 0
         self._direct = self._direct_sends  # left until the next read or write
-        self._pending = b""  # what a direct send left over, for the writer
+        self.pending = (
+            b""  # what a direct send left over, for the writer (read-only outside)
+        )
         self.writing = False  # a task is inside send_all
         self._send_scope: trio.CancelScope | None = None
         self._queued = 0  # tickets handed out
@@ -68,11 +71,6 @@ class Sender:
             None  # drain() and send_last() waiters
         )
         self._when_sent: Callable[[], None] | None = None
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes a direct send left over for the writer."""
-        return len(self._pending)
 
     def read_happened(self) -> None:
         """The reader read: direct sends are allowed again."""
@@ -86,7 +84,7 @@ class Sender:
     def flush(self) -> None:
         """Have what the machine queued sent: directly when allowed (see the module
         docstring), else by the writer."""
-        if self._direct and not self.writing and not self._pending:
+        if self._direct and not self.writing and not self.pending:
             self._direct -= 1
             self._send_now()
         else:
@@ -101,7 +99,7 @@ class Sender:
             data
         )  # full or broken: the writer sends, or reports
         if sent < len(data):
-            self._pending = data[sent:]
+            self.pending = data[sent:]
             self._start_writer()
         else:
             self._sent_up_to(target)
@@ -115,9 +113,9 @@ class Sender:
         data = self._take()
         if data and self._before_send is not None:
             self._before_send()
-        pending = self._pending
+        pending = self.pending
         if pending:
-            self._pending = b""
+            self.pending = b""
             data = pending + data
         if data:
             self.writing = True
@@ -184,8 +182,8 @@ class Sender:
             await self._park()
         if failed():
             return  # that write failed: the stream is broken
-        data = self._pending + self._take()
-        self._pending = b""
+        data = self.pending + self._take()
+        self.pending = b""
         if not data:
             return
         if self._before_send is not None:
