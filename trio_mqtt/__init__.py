@@ -10,6 +10,7 @@ from ._client import MQTTClient as MQTTClient
 from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
 from ._engine._stores import (
     MemorySessionStore as MemorySessionStore,
+    SavedSession as SavedSession,
     SessionStore as SessionStore,
     SQLiteSessionStore as SQLiteSessionStore,
 )
@@ -59,7 +60,7 @@ from ._version import __version__ as __version__
 __all__ = [
     "Endpoint", "MQTTClient", "Message", "PublishResult", "Subscription", "SubscriptionStatistics",
     "open_client", "ReconnectPolicy", "ClientState", "Connected", "Disconnected", "Reconnecting",
-    "StateChange", "StateWatcher", "NotConnectedError", "SessionStore", "MemorySessionStore",
+    "StateChange", "StateWatcher", "NotConnectedError", "SessionStore", "SavedSession", "MemorySessionStore",
     "SQLiteSessionStore", "TLSConfig", "Authenticator", "ScramAuthenticator",
     "AuthenticationError",
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",

@@ -15,7 +15,7 @@ from ._config import Endpoint, ReconnectPolicy
 from ._engine._core import ClientCore
 from ._engine._outbox import Outbox
 from ._engine._queue_journal import QueueJournal
-from ._engine._stores import SessionStore
+from ._engine._stores import SessionStore, open_session
 from ._engine._supervisor import ConnectionSettings, Supervisor
 from ._enums import ProtocolVersion
 from ._exceptions import MQTTError
@@ -177,7 +177,7 @@ async def open_client(
         max_packet_size=max_packet_size, reconnect=reconnect, authenticator=authenticator,
     )  # fmt: skip
     session = (
-        session_store.load(connect.client_id, protocol)
+        open_session(session_store, connect.client_id, protocol)
         if session_store is not None
         else SessionState()
     )

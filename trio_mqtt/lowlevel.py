@@ -43,3 +43,14 @@ __all__ = [
     "Publish", "SubAck", "Subscribe", "SubscriptionRequest", "UnsubAck", "Unsubscribe", "Will",
     "decode_packet", "encode_packet",
 ]  # fmt: skip
+
+
+def _fix_module() -> None:
+    # What only this namespace exports reports it (names also in ``trio_mqtt`` keep that).
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
+            obj.__module__ = __name__
+
+
+_fix_module()

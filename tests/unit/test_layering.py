@@ -89,7 +89,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("public objects", ["_subscription", "_client", "_open"]),
-    ("namespaces", ["lowlevel", "__init__"]),
+    ("namespaces", ["lowlevel", "abc", "__init__"]),
 ]  # fmt: skip
 RANK = {
     module: rank
@@ -181,3 +181,36 @@ def test_only_the_link_module_makes_a_machine() -> None:
         and not _module_name(path).startswith("_sansio")
     }
     assert makers == {"_io._link"}
+
+
+def _private_reaches(path: pathlib.Path) -> list[str]:
+    """``x._name`` where ``x`` is neither ``self``/``cls`` nor a class of the same module:
+    one object reaching into another's private state. ``_create`` (the package's way to make
+    the objects it gives out, trio's NoPublicConstructor) is the one sanctioned exception."""
+    tree = ast.parse(path.read_text())
+    own = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and node.attr != "_create"
+            and isinstance(node.value, ast.Name)
+            and node.value.id not in {"self", "cls", *own}
+        ):
+            found.append(f"{node.value.id}.{node.attr} (line {node.lineno})")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))
+def test_no_object_reaches_into_another(path: pathlib.Path) -> None:
+    assert _private_reaches(path) == []
+
+
+def test_the_reach_check_sees_a_reach(tmp_path: pathlib.Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "class A:\n    def f(self, b):\n        return b._x, self._y, A._z, B._create\n"
+    )
+    assert _private_reaches(module) == ["b._x (line 3)"]

@@ -9,6 +9,7 @@ import types
 import pytest
 
 import trio_mqtt
+import trio_mqtt.lowlevel
 from trio_mqtt import Endpoint, ReasonCode
 from trio_mqtt.lowlevel import Connect, Properties
 
@@ -20,7 +21,7 @@ EXPECTED = {
     "Subscription", "SubscriptionStatistics", "UnsubscribeError", "Will", "__version__",
     "open_client", "topic_matches", "ReconnectPolicy", "ClientState", "Connected",
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
-    "SessionStore", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
+    "SessionStore", "SavedSession", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
     "Authenticator", "ScramAuthenticator", "AuthenticationError",
 }  # fmt: skip
 
@@ -153,3 +154,24 @@ async def test_bad_arguments_raise_value_error_before_connecting() -> None:
             "mqtt://127.0.0.1:1", will=trio_mqtt.Will("a/#")
         ):
             pass
+
+
+@pytest.mark.parametrize("name", trio_mqtt.lowlevel.__all__)
+def test_lowlevel_objects_report_a_public_module(name: str) -> None:
+    obj = getattr(trio_mqtt.lowlevel, name)
+    if isinstance(obj, types.UnionType):  # a type alias: its members must be public
+        assert all(a.__module__.startswith("trio_mqtt") for a in obj.__args__)
+        assert not any(a.__module__.startswith("trio_mqtt._") for a in obj.__args__)
+        return
+    module = getattr(obj, "__module__", None)
+    if module is None or isinstance(obj, int):
+        return  # a constant
+    assert module in ("trio_mqtt", "trio_mqtt.lowlevel"), (name, module)
+
+
+def test_the_extension_points_are_the_public_classes() -> None:
+    import trio_mqtt.abc
+
+    assert trio_mqtt.abc.SessionStore is trio_mqtt.SessionStore
+    assert trio_mqtt.abc.SavedSession is trio_mqtt.SavedSession
+    assert trio_mqtt.abc.Authenticator is trio_mqtt.Authenticator

@@ -14,9 +14,12 @@ from trio_mqtt import (
     ProtocolVersion,
     ReasonCode,
     ReconnectPolicy,
+    SavedSession,
+    SessionStore,
     SQLiteSessionStore,
 )
-from trio_mqtt._engine._supervisor import parse_server_reference
+from trio_mqtt._config import parse_server_reference
+from trio_mqtt._engine._stores import open_session
 from trio_mqtt._sansio._codec import PacketReader, encode_packet
 from trio_mqtt._sansio._connection import MQTTConnection, QuotaExceeded
 from trio_mqtt._sansio._events import PublishAcknowledged
@@ -388,7 +391,7 @@ def test_sqlite_store_round_trip(tmp_path: Path, version: ProtocolVersion) -> No
     PUBLISH, inbound QoS 2 ids, reserved packet ids; other client ids are untouched."""
     path = tmp_path / "session.db"
     store = SQLiteSessionStore(path)
-    session = store.load("c", version)
+    session = open_session(store, "c", version)
     conn, _ = connected(session, version, present=False)
     ids = [conn.publish("t", b"%d" % n, qos=1 + n % 2) for n in range(4)]
     feed(conn, PubAck(packet_id=ids[0]), PubRec(packet_id=ids[1]))
@@ -400,7 +403,7 @@ def test_sqlite_store_round_trip(tmp_path: Path, version: ProtocolVersion) -> No
     store._db.close()  # the process dies: no flush, the open transaction is lost
 
     restored = SQLiteSessionStore(path)
-    state = restored.load("c", version)
+    state = open_session(restored, "c", version)
     assert list(state.outbound) == ids[1:]
     assert state.outbound[ids[1]] == PubRel(packet_id=ids[1])
     assert [p.payload for p in state.outbound.values() if isinstance(p, Publish)] == [
@@ -416,7 +419,13 @@ def test_sqlite_store_round_trip(tmp_path: Path, version: ProtocolVersion) -> No
     elsewhere = SQLiteSessionStore(
         path
     )  # another client id in the same file: its own session
-    assert elsewhere.load("someone-else", version).outbound == {}
+    nothing = elsewhere.load("someone-else", version)
+    assert (
+        nothing.outbound,
+        set(nothing.inbound),
+        nothing.released,
+        nothing.queued,
+    ) == ([], set(), [], [])
     elsewhere.close()
 
 
@@ -491,3 +500,69 @@ def test_a_large_session_is_resent_a_chunk_at_a_time() -> None:
         )  # the chunk, and the packet that filled it
         resent += PacketReader(version=V5).feed(data)
     assert [(p.packet_id, p.dup) for p in resent] == [(n, True) for n in range(1, 201)]  # type: ignore[attr-defined]
+
+
+class _DictStore(SessionStore):
+    """A store written from SessionStore's public contract alone (as a Redis store would be):
+    one dict per client id, standing in for the backend."""
+
+    def __init__(self, backend: dict[str, dict[str, dict[int, object]]]) -> None:
+        self.backend = backend
+
+    def load(self, client_id: str, protocol: ProtocolVersion) -> SavedSession:
+        self.mine = self.backend.setdefault(
+            client_id, {"outbound": {}, "inbound": {}, "released": {}, "queued": {}}
+        )
+        m = self.mine
+        return SavedSession(
+            outbound=list(m["outbound"].items()),  # type: ignore[arg-type]
+            inbound=list(m["inbound"]),
+            released=list(m["released"].items()),  # type: ignore[arg-type]
+            queued=list(m["queued"].items()),  # type: ignore[arg-type]
+        )
+
+    def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
+        self.mine["outbound"][packet_id] = packet
+
+    def outbound_removed(self, packet_id: int) -> None:
+        del self.mine["outbound"][packet_id]
+
+    def inbound_added(self, packet_id: int) -> None:
+        self.mine["inbound"][packet_id] = True
+
+    def inbound_removed(self, packet_id: int) -> None:
+        self.mine["inbound"].pop(packet_id, None)
+
+    def cleared(self) -> None:
+        for part in self.mine.values():
+            part.clear()
+
+    def released_added(self, packet_id: int, fingerprint: int | None) -> None:
+        self.mine["released"][packet_id] = fingerprint
+
+    def released_removed(self, packet_ids: list[int]) -> None:
+        for packet_id in packet_ids:
+            self.mine["released"].pop(packet_id, None)
+
+    def queued_added(self, key: int, packet: Publish) -> None:
+        self.mine["queued"][key] = packet
+
+    def queued_removed(self, key: int) -> None:
+        del self.mine["queued"][key]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_store_written_from_the_public_contract_resumes_a_session(
+    version: ProtocolVersion,
+) -> None:
+    backend: dict[str, dict[str, dict[int, object]]] = {}
+    session = open_session(_DictStore(backend), "c", version)
+    conn, _ = connected(session, version, present=False)
+    ids = [conn.publish("t", b"%d" % n, qos=1) for n in range(3)]
+    feed(conn, PubAck(packet_id=ids[0]))
+    resumed = open_session(_DictStore(backend), "c", version)  # a new process
+    _, resent = connected(resumed, version, present=True)
+    assert [(p.packet_id, p.payload, p.dup) for p in resent] == [  # [MQTT-4.4.0-1]
+        (ids[1], b"1", True),
+        (ids[2], b"2", True),
+    ]

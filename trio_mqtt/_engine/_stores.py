@@ -13,7 +13,8 @@ from __future__ import annotations
 import abc
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import final
 
 import attrs
 
@@ -22,17 +23,26 @@ from .._sansio._codec import decode_packet, encode_packet
 from .._sansio._packets import Publish, PubRel
 from .._sansio._session import SessionState
 
-_Outbound = list[tuple[int, Publish | PubRel]]
 
+@final
+@attrs.frozen(kw_only=True)
+class SavedSession:
+    """What a :class:`SessionStore` gives back for a client: its session as the store kept it.
 
-@attrs.frozen
-class _Saved:
-    """What a store loads for a client."""
+    Attributes:
+        outbound: the QoS 1/2 PUBLISHes and PUBRELs awaiting their final acknowledgement, by
+            packet id, in send order (a PUBREL takes its PUBLISH's place).
+        inbound: the packet ids of inbound QoS 2 messages handed to the application whose
+            PUBREL has not arrived.
+        released: inbound QoS 2 flows completed recently: (packet id, the message's
+            fingerprint, or ``None``), oldest first.
+        queued: QoS 1/2 publishes accepted but never sent: (key, PUBLISH), in call order.
+    """
 
-    outbound: _Outbound
-    inbound: Iterable[int]
-    released: list[tuple[int, int | None]]
-    queued: list[tuple[int, Publish]]
+    outbound: Sequence[tuple[int, Publish | PubRel]] = ()
+    inbound: Iterable[int] = ()
+    released: Sequence[tuple[int, int | None]] = ()
+    queued: Sequence[tuple[int, Publish]] = ()
 
 
 class SessionStore(abc.ABC):
@@ -41,23 +51,16 @@ class SessionStore(abc.ABC):
     inbound QoS 2 packet ids awaiting PUBREL, and those completed recently.
 
     A store is bound to one client identifier by :meth:`load`; the client then reports every
-    change through the journal methods and calls :meth:`flush` before sending. The methods are
-    synchronous and are called from the event loop: keep them short.
+    change through the other methods and calls :meth:`flush` before sending. The methods are
+    synchronous and are called from the event loop: keep them short. To write one (Redis, a
+    file), implement the abstract methods; :class:`MemorySessionStore` is the simplest example.
     """
 
-    def load(self, client_id: str, protocol: ProtocolVersion) -> SessionState:
-        """Bind to ``client_id`` and return its saved session (empty if none)."""
-        self._client_id = client_id
-        self._protocol = protocol
-        saved = self._load()
-        state = SessionState.restore(
-            saved.outbound, saved.inbound, saved.released, saved.queued
-        )
-        state.journal = self
-        return state
-
     @abc.abstractmethod
-    def _load(self) -> _Saved: ...
+    def load(self, client_id: str, protocol: ProtocolVersion) -> SavedSession:
+        """Bind to ``client_id`` (every later call is about its session) and return what is
+        saved for it (an empty :class:`SavedSession` if nothing is). ``protocol``: the
+        version spoken, for decoding stored packets."""
 
     @abc.abstractmethod
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
@@ -113,13 +116,15 @@ class MemorySessionStore(SessionStore):
     def _current(self) -> _MemorySession:
         return self._sessions.setdefault(self._client_id, _MemorySession())
 
-    def _load(self) -> _Saved:
+    def load(self, client_id: str, protocol: ProtocolVersion) -> SavedSession:
+        self._client_id = client_id
+        self._protocol = protocol
         saved = self._current()
-        return _Saved(
-            list(saved.outbound.items()),
-            set(saved.inbound),
-            list(saved.released.items()),
-            list(saved.queued.items()),
+        return SavedSession(
+            outbound=list(saved.outbound.items()),
+            inbound=set(saved.inbound),
+            released=list(saved.released.items()),
+            queued=list(saved.queued.items()),
         )
 
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
@@ -215,12 +220,14 @@ class SQLiteSessionStore(SessionStore):
             self._in_transaction = True
         self._db.execute(sql, (self._client_id, *args))
 
-    def _load(self) -> _Saved:
+    def load(self, client_id: str, protocol: ProtocolVersion) -> SavedSession:
+        self._client_id = client_id
+        self._protocol = protocol
         rows = self._db.execute(
             "SELECT packet_id, protocol, packet, seq FROM outbound WHERE client_id = ? ORDER BY seq",
             (self._client_id,),
         ).fetchall()
-        outbound: _Outbound = []
+        outbound: list[tuple[int, Publish | PubRel]] = []
         for packet_id, protocol, data, seq in rows:
             packet = decode_packet(data, ProtocolVersion(protocol))
             assert isinstance(packet, Publish | PubRel)
@@ -247,7 +254,9 @@ class SQLiteSessionStore(SessionStore):
             packet = decode_packet(data, ProtocolVersion(protocol))
             assert isinstance(packet, Publish)
             queued.append((key, packet))
-        return _Saved(outbound, inbound, released, queued)
+        return SavedSession(
+            outbound=outbound, inbound=inbound, released=released, queued=queued
+        )
 
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
         data = encode_packet(packet, self._protocol)
@@ -322,3 +331,15 @@ class SQLiteSessionStore(SessionStore):
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+def open_session(
+    store: SessionStore, client_id: str, protocol: ProtocolVersion
+) -> SessionState:
+    """The session ``store`` saved for ``client_id``, journaled to the store from now on."""
+    saved = store.load(client_id, protocol)
+    state = SessionState.restore(
+        saved.outbound, saved.inbound, saved.released, saved.queued
+    )
+    state.journal = store
+    return state
