@@ -8,6 +8,7 @@ from ._auth import (
 )
 from ._client import MQTTClient as MQTTClient
 from ._config import Endpoint as Endpoint, ReconnectPolicy as ReconnectPolicy
+from ._construct import claim_names
 from ._engine._stores import (
     MemorySessionStore as MemorySessionStore,
     SavedSession as SavedSession,
@@ -71,12 +72,4 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _fix_module() -> None:
-    # Public objects report the namespace users import them from (trio and httpx do the same).
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
-            obj.__module__ = __name__
-
-
-_fix_module()
+claim_names(__name__, __all__, globals())

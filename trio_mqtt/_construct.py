@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABCMeta
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -21,3 +22,14 @@ class NoPublicConstructor(ABCMeta):
     def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
         instance: T = super().__call__(*args, **kwargs)  # type: ignore[misc]
         return instance
+
+
+def claim_names(
+    module: str, names: Iterable[str], namespace: Mapping[str, Any]
+) -> None:
+    """Make the objects a public namespace exports report it as their ``__module__`` (trio and
+    httpx do the same), unless they already report a public one."""
+    for name in names:
+        obj = namespace[name]
+        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
+            obj.__module__ = module

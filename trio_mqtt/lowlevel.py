@@ -6,6 +6,7 @@ Nothing here does I/O: packets are values, :func:`encode_packet` makes bytes, an
 
 from __future__ import annotations
 
+from ._construct import claim_names
 from ._sansio._codec import (
     MAX_PACKET_SIZE as MAX_PACKET_SIZE,
     PacketReader as PacketReader,
@@ -45,12 +46,4 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _fix_module() -> None:
-    # What only this namespace exports reports it (names also in ``trio_mqtt`` keep that).
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
-            obj.__module__ = __name__
-
-
-_fix_module()
+claim_names(__name__, __all__, globals())

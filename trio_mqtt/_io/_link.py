@@ -47,12 +47,9 @@ from ._contract import LinkListener, as_mqtt_error, lost
 from ._handshake import AuthExchange, handshake
 from ._sender import Sender
 from ._stream import TRANSPORT_ERRORS, ByteStream, wrap_stream
-from ._wakeups import Wakeup
 
 log = logging.getLogger(__name__)
 
-# How long a writer with nothing to send waits for more before it ends (plain sockets).
-_WRITER_LINGER = 1.0
 #: Seconds :meth:`Link.close` spends at most on sending the DISCONNECT (and what precedes it).
 CLOSE_GRACE = 1.0
 _LINK_ERRORS = (MQTTError, *TRANSPORT_ERRORS)
@@ -72,15 +69,12 @@ class Link:
         "_ended",
         "_failure",
         "_listener",
-        "_nursery",
         "_reauthenticated",
         "_scope",
         "_sender",
         "_stopped",
         "_stream",
         "_taking_work",
-        "_wake",
-        "_writer_running",
     )
 
     def __init__(
@@ -99,8 +93,6 @@ class Link:
         # the writer is idle (see flush()), and the reader reads the socket directly.
         self._stream: ByteStream = wrap_stream(stream)
         self._listener = listener
-        self._nursery: trio.Nursery | None = None  # while run() runs
-        self._writer_running = False
         # the reader waits to deliver (outside its keep-alive scope)
         self._delivering = False
         self._auth = AuthExchange(authenticator) if authenticator is not None else None
@@ -112,13 +104,13 @@ class Link:
             receive_maximum=receive_maximum,
             max_packet_size=max_packet_size,
         )
-        self._wake = Wakeup()  # the writer's
-        conn = self._conn
         self._sender = Sender(
             self._stream,
-            take=lambda: conn.data_to_send(now=trio.current_time()),
-            more=lambda: conn.has_data_to_send,
-            start_writer=self._start_writer,
+            take=self._take_outbound,
+            more=self._more_outbound,
+            deadline=self._conn.next_deadline,
+            keepalive=self._keepalive,
+            reader_keeps_alive=self._reader_keeps_alive,
             before_send=before_send,
         )
         self._early: list[Event] = []
@@ -171,13 +163,13 @@ class Link:
         connection is one task. Over other streams the writer runs throughout and keeps the
         connection alive (their reads are not cut short by a deadline)."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            self._sender.attach(nursery, self._guard)
             self._scope = nursery.cancel_scope
             if self._stopped:
                 nursery.cancel_scope.cancel()
             if not self._stream.reads_cut_short or self._conn.has_data_to_send:
                 # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
-                self._start_writer()
+                self._sender.start_writer()
             if started is not None:
                 nursery.start_soon(self._guard, started)
             try:  # _guard(self._reader), inline: one coroutine frame fewer per connection
@@ -185,7 +177,7 @@ class Link:
             except _LINK_ERRORS as exc:
                 self._fail(as_mqtt_error(exc))
             finally:
-                self._nursery = None  # the link is ending: no new writer
+                self._sender.attach(None)  # the link is ending: no new writer
         if self._failure is not None and not self._closing:
             raise self._failure
 
@@ -243,7 +235,7 @@ class Link:
             if index < len(events):
                 self._delivering = True
                 if cut_short:
-                    self._start_writer()
+                    self._sender.start_writer()
                 try:
                     while index < len(events):
                         await self._dispatch(events[index])
@@ -276,7 +268,7 @@ class Link:
                     if index < len(events) or conn.receive_maximum_exceeded:
                         break
             if keepalive.cancelled_caught:
-                self._keepalive(conn)
+                self._keepalive()
                 if conn.has_data_to_send:
                     self._sender.flush()
 
@@ -342,52 +334,24 @@ class Link:
         if self._reauthenticated is not None:
             self._reauthenticated.set()
 
-    def _start_writer(self) -> None:
-        """Wake the writer, starting it if it is not running (and the link is)."""
-        self._wake.set()
-        if not self._writer_running and self._nursery is not None:
-            self._writer_running = True
-            self._nursery.start_soon(self._guard, self._writer)
+    # (the sender's view of the machine and of the reader: bound methods, not closures, which
+    # would cost memory per connection)
 
-    async def _writer(self) -> None:
-        conn = self._conn
-        send_queued = self._sender.send_queued
-        wake = self._wake
-        cut_short = self._stream.reads_cut_short
-        try:
-            while True:
-                if wake.is_set():
-                    # at once (a checkpoint: other tasks may queue more)
-                    await wake.wait()
-                elif cut_short and not self._delivering:
-                    # The reader keeps this connection alive: an idle writer ends, and the
-                    # next packet the tasks cannot send themselves starts one again.
-                    with trio.move_on_after(_WRITER_LINGER) as idle:
-                        await wake.wait()
-                    if idle.cancelled_caught and not wake.is_set():
-                        return
-                else:
-                    # The writer keeps the connection alive (throughout, or while the reader
-                    # waits to deliver): it sleeps until woken or until the connection's next
-                    # deadline (PINGREQ due, or PINGRESP overdue).
-                    deadline = conn.next_deadline()
-                    if deadline is None:
-                        await wake.wait()
-                    else:
-                        with trio.move_on_at(deadline):
-                            await wake.wait()
-                        if trio.current_time() >= deadline:
-                            self._keepalive(conn)
-                if not await send_queued():
-                    return  # aborted (see _abort)
-                if conn.has_data_to_send:
-                    wake.set()  # the next chunk (a resent session), or what came meanwhile
-        finally:
-            self._writer_running = False
+    def _take_outbound(self) -> bytes:
+        return self._conn.data_to_send(now=trio.current_time())
 
-    def _keepalive(self, conn: MQTTConnection) -> None:
+    def _more_outbound(self) -> bool:
+        return self._conn.has_data_to_send
+
+    def _reader_keeps_alive(self) -> bool:
+        """Whether the reader keeps the connection alive (see _reader): when its reads can be
+        cut short, and it is not waiting to deliver."""
+        return self._stream.reads_cut_short and not self._delivering
+
+    def _keepalive(self) -> None:
         """A deadline passed: let the machine queue PINGREQ, or give up on the broker (not
         while the reader waits to deliver: an answer may be waiting unread)."""
+        conn = self._conn
         for event in conn.handle_timeout(
             now=trio.current_time(), reading=not self._delivering
         ):

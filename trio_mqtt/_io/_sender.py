@@ -8,9 +8,12 @@ Bytes leave in three ways, always in the order they were queued:
   (or writer sends), so a burst from tasks that do not yield is still one write. What the
   socket does not take is kept (``pending``) for the writer, and goes before anything queued
   later.
-* The writer task (run by the link) calls :meth:`send_queued`: everything queued, in one
-  ``send_all``, shielded so that an outside cancellation never leaves half a packet on the
-  stream; only :meth:`abort` cuts it short.
+* The writer task (:meth:`start_writer` starts it in the link's nursery) sends everything
+  queued in one ``send_all`` (:meth:`send_queued`), shielded so that an outside cancellation
+  never leaves half a packet on the stream; only :meth:`abort` cuts it short. When the reader
+  keeps the connection alive, an idle writer ends after :data:`WRITER_LINGER` (an idle
+  connection is one task); otherwise it sleeps until the machine's next deadline and runs the
+  link's keep-alive step.
 * At close, :meth:`send_last` sends what is left from the closing task itself.
 
 Tickets: :meth:`drain` waits until everything queued before it is with the stream;
@@ -19,24 +22,45 @@ Tickets: :meth:`drain` waits until everything queued before it is with the strea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from ._stream import TRANSPORT_ERRORS, ByteStream
+from ._wakeups import Wakeup
 
 # How many times tasks may send directly between two reads (or writer sends): enough for a
 # request-response exchange (say, the PUBACK of the message just taken, then the next PUBLISH),
 # while a burst of packets from tasks that do not yield is left to the writer's single write.
 DIRECT_SENDS = 2
+# How long a writer with nothing to send waits for more before it ends (plain sockets).
+WRITER_LINGER = 1.0
+Guard = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
 class Sender:
     """Sends what the machine queued (``take()`` drains it) over ``stream``."""
 
     __slots__ = (
-        "_before_send", "_direct", "_direct_sends", "_lot", "_more", "_queued",
-        "_send_scope", "_sent", "_start_writer", "_stream", "_take", "_when_sent", "pending",
+        "_before_send",
+        "_deadline",
+        "_direct",
+        "_direct_sends",
+        "_guard",
+        "_keepalive",
+        "_lot",
+        "_more",
+        "_nursery",
+        "_queued",
+        "_reader_keeps_alive",
+        "_send_scope",
+        "_sent",
+        "_stream",
+        "_take",
+        "_wake",
+        "_when_sent",
+        "_writer_running",
+        "pending",
         "writing",
     )  # fmt: skip
 
@@ -46,13 +70,22 @@ class Sender:
         *,
         take: Callable[[], bytes],
         more: Callable[[], bool],
-        start_writer: Callable[[], None],
+        deadline: Callable[[], float | None],
+        keepalive: Callable[[], None],
+        reader_keeps_alive: Callable[[], bool],
         before_send: Callable[[], None] | None,
     ) -> None:
         self._stream = stream
         self._take = take  # what the machine queued (and marks it sent, for keep alive)
         self._more = more  # whether the machine has queued more
-        self._start_writer = start_writer  # wake the writer task, starting it if needed
+        self._deadline = deadline  # the machine's next keep-alive deadline
+        self._keepalive = keepalive  # the link's keep-alive step (may raise)
+        self._reader_keeps_alive = reader_keeps_alive
+        # the link's nursery while its tasks run, and how a task of it reports its failure
+        self._nursery: trio.Nursery | None = None
+        self._guard: Guard | None = None
+        self._wake = Wakeup()
+        self._writer_running = False
         # a durable session's commit, before the wire sees what it covers
         self._before_send = before_send
         # Direct sends allowed between two reads: only over a plain socket, and none when each
@@ -72,6 +105,52 @@ class Sender:
         )
         self._when_sent: Callable[[], None] | None = None
 
+    def attach(self, nursery: trio.Nursery | None, guard: Guard | None = None) -> None:
+        """The link's tasks run in ``nursery`` (the writer is started as ``guard(writer)``),
+        or have ended (``None``)."""
+        self._nursery = nursery
+        self._guard = guard
+
+    def start_writer(self) -> None:
+        """Wake the writer, starting it if it is not running (and the link is)."""
+        self._wake.set()
+        if not self._writer_running and self._nursery is not None:
+            assert self._guard is not None
+            self._writer_running = True
+            self._nursery.start_soon(self._guard, self._writer)
+
+    async def _writer(self) -> None:
+        wake = self._wake
+        try:
+            while True:
+                if wake.is_set():
+                    # at once (a checkpoint: other tasks may queue more)
+                    await wake.wait()
+                elif self._reader_keeps_alive():
+                    # an idle writer ends; the next packet the tasks cannot send themselves
+                    # starts one again
+                    with trio.move_on_after(WRITER_LINGER) as idle:
+                        await wake.wait()
+                    if idle.cancelled_caught and not wake.is_set():
+                        return
+                else:
+                    # The writer keeps the connection alive: it sleeps until woken or until
+                    # the machine's next deadline (PINGREQ due, or PINGRESP overdue).
+                    deadline = self._deadline()
+                    if deadline is None:
+                        await wake.wait()
+                    else:
+                        with trio.move_on_at(deadline):
+                            await wake.wait()
+                        if trio.current_time() >= deadline:
+                            self._keepalive()
+                if not await self.send_queued():
+                    return  # aborted (see abort)
+                if self._more():
+                    wake.set()  # the next chunk (a resent session), or what came meanwhile
+        finally:
+            self._writer_running = False
+
     def read_happened(self) -> None:
         """The reader read: direct sends are allowed again."""
         self._direct = self._direct_sends
@@ -88,7 +167,7 @@ class Sender:
             self._direct -= 1
             self._send_now()
         else:
-            self._start_writer()
+            self.start_writer()
 
     def _send_now(self) -> None:
         data = self._take()
@@ -100,11 +179,11 @@ class Sender:
         )  # full or broken: the writer sends, or reports
         if sent < len(data):
             self.pending = data[sent:]
-            self._start_writer()
+            self.start_writer()
         else:
             self._sent_up_to(target)
             if self._more():
-                self._start_writer()  # more was encoded meanwhile (see data_to_send)
+                self.start_writer()  # more was encoded meanwhile (see data_to_send)
 
     async def send_queued(self) -> bool:
         """The writer's step: send the pending bytes and everything queued, shielded; False
@@ -150,7 +229,7 @@ class Sender:
         link has ended (it is called after every wake-up)."""
         self._queued += 1
         ticket = self._queued
-        self._start_writer()
+        self.start_writer()
         while self._sent < ticket:
             check()
             await self._park()

@@ -9,10 +9,8 @@ resumption) is the same for every transport.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import trio
 
@@ -92,38 +90,3 @@ def _host_header(endpoint: Endpoint) -> str:
     host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     default = 443 if endpoint.tls else 80
     return host if endpoint.port == default else f"{host}:{endpoint.port}"
-
-
-def raw_fd(stream: trio.abc.Stream) -> int:
-    """The file descriptor of the socket that ``stream`` is, when the stream is a plain
-    :class:`trio.SocketStream` on POSIX (so that it can be read and written directly), else -1."""
-    if os.name != "posix" or type(stream) is not trio.SocketStream:
-        return -1
-    return stream.socket.fileno()
-
-
-def quickack(stream: trio.abc.Stream) -> Callable[[], None] | None:
-    """A function that makes the TCP socket under ``stream`` acknowledge at once (Linux
-    ``TCP_QUICKACK``, which the kernel resets after each receive), or None.
-
-    Why: many brokers (Mosquitto by default) write with Nagle's algorithm on. When the broker
-    answers one PUBLISH with two packets in two writes (the routed copy to us, then our PUBACK),
-    the second waits for the TCP acknowledgement of the first, which our kernel delays by up to
-    40 ms when we have nothing to send: a QoS 1 round trip then takes 44 ms instead of 0.2 ms.
-    """
-    option = getattr(socket, "TCP_QUICKACK", None)
-    while isinstance(stream, trio.SSLStream | WebSocketStream):
-        stream = stream.transport_stream
-    if option is None or not isinstance(stream, trio.SocketStream):
-        return None
-    sock = stream.socket
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-
-    def ack() -> None:
-        try:  # noqa: SIM105 - once per receive: no context manager on the hot path
-            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
-        except OSError:
-            pass
-
-    return ack

@@ -22,13 +22,7 @@ from typing import Final
 from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ._authflow import AuthFlow
-from ._codec import (
-    MAX_PACKET_SIZE,
-    PacketReader,
-    encode_packet,
-    encode_publish,
-    new_publish,
-)
+from ._codec import MAX_PACKET_SIZE, PacketReader, encode_publish
 from ._events import (
     ConnectionAccepted,
     ConnectionRefused,
@@ -36,8 +30,6 @@ from ._events import (
     Event,
     KeepAliveExpired,
     PongReceived,
-    SubscribeAcknowledged,
-    UnsubscribeAcknowledged,
 )
 from ._inbound import InboundFlows
 from ._keepalive import Due, KeepAlive
@@ -62,13 +54,12 @@ from ._packets import (
     PubRec,
     PubRel,
     SubAck,
-    Subscribe,
     SubscriptionRequest,
     UnsubAck,
-    Unsubscribe,
 )
 from ._properties import EMPTY_PROPERTIES, Properties
-from ._session import CONFIRM_EVERY, SessionState
+from ._requests import Requests
+from ._session import SessionState
 from ._wire import Buffer
 
 _Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
@@ -126,10 +117,11 @@ class MQTTConnection:
             topic_alias_maximum=topic_alias_maximum,
         )  # fmt: skip
         self._on_publish = self._inbound.on_publish  # the hot handler, bound once
-        self._outbound = OutboundFlows(self.session, self._out)
+        self._outbound = OutboundFlows(self.session, self._out, v5=self._v5)
         self._clean_start = True  # what CONNECT asked for
-        # SUBSCRIBE/UNSUBSCRIBE in flight on this connection: packet id -> number of filters.
-        self._requests: dict[int, int] = {}
+        self._requests = Requests(
+            self.session, self._out
+        )  # SUBSCRIBE/UNSUBSCRIBE in flight
         self._auth = AuthFlow(self._out)  # enhanced authentication (section 4.12)
 
     @property
@@ -200,43 +192,19 @@ class MQTTConnection:
             ValueError: the packet cannot be encoded.
         """
         self._require_connected()
-        server = self.server
-        if qos > server.maximum_qos:
-            raise LocalProtocolError(
-                f"QoS {int(qos)} exceeds the server's Maximum QoS {int(server.maximum_qos)}",
-                reason_code=ReasonCode.QOS_NOT_SUPPORTED,
-            )  # section 3.2.2.3.4: the client must not exceed Maximum QoS
-        if retain and not server.retain_available:
-            raise LocalProtocolError(
-                "the server does not support retained messages",
-                reason_code=ReasonCode.RETAIN_NOT_SUPPORTED,
-            )  # section 3.2.2.3.5
-        if not qos:
-            data = encode_publish(
-                topic, payload, 0, retain, False, None, properties, self._v5
+        if qos or retain:  # the server's limits only concern these
+            return self._outbound.publish(
+                topic, payload, qos, retain, properties, self.server
             )
-            self._check_size(data)
-            out = self._out  # Outgoing.append(), inline: the hot path of publishing
-            out.chunks.append(data)
-            out.size += len(data)
-            return None
-        if not self._outbound.quota_available:
-            raise QuotaExceeded
-        packet_id, packet = self._queue_with_packet_id(
-            lambda pid: new_publish(
-                topic=topic,
-                payload=payload,
-                qos=qos,
-                retain=retain,
-                dup=False,
-                packet_id=pid,
-                properties=properties,
-            )
+        # QoS 0, not retained: the hot path of publishing, inline
+        data = encode_publish(
+            topic, payload, 0, False, False, None, properties, self._v5
         )
-        assert isinstance(packet, Publish)
-        self.session.store_outbound(packet_id, packet)
-        self._outbound.started(packet)
-        return packet_id
+        out = self._out
+        out.check_size(data)
+        out.chunks.append(data)
+        out.size += len(data)
+        return None
 
     def acknowledge(self, packet_id: int) -> None:
         """The application has taken the inbound QoS 1/2 message ``packet_id``: queue its PUBACK
@@ -245,31 +213,6 @@ class MQTTConnection:
         if self.state is ConnectionState.CONNECTED:
             self._inbound.acknowledge(packet_id)
 
-    def _queue_with_packet_id(
-        self, make: Callable[[int], Packet]
-    ) -> tuple[int, Packet]:
-        """Allocate a packet id, build and encode the packet, queue it; on any failure the id is
-        released again, so a refused command never leaks an id ([MQTT-2.2.1-3])."""
-        ids = self.session.packet_ids
-        packet_id = ids.allocate()
-        try:
-            packet = make(packet_id)
-            data = encode_packet(packet, self.version)
-            self._check_size(data)
-        except BaseException:
-            ids.release(packet_id)
-            raise
-        self._out.append(data)
-        return packet_id, packet
-
-    def _check_size(self, data: bytes) -> None:
-        if len(data) > self.server.maximum_packet_size:
-            # [MQTT-3.1.2-24] never send a packet larger than the server's Maximum Packet Size.
-            raise LocalProtocolError(
-                f"a {len(data)}-byte packet exceeds the server's Maximum Packet Size of {self.server.maximum_packet_size}",
-                reason_code=ReasonCode.PACKET_TOO_LARGE,
-            )
-
     def subscribe(
         self,
         requests: Sequence[SubscriptionRequest],
@@ -277,26 +220,14 @@ class MQTTConnection:
     ) -> int:
         """Queue SUBSCRIBE; returns its packet id."""
         self._require_connected()
-        packet_id = self._queue_with_packet_id(
-            lambda pid: Subscribe(
-                packet_id=pid, subscriptions=tuple(requests), properties=properties
-            )
-        )[0]
-        self._requests[packet_id] = len(requests)
-        return packet_id
+        return self._requests.subscribe(requests, properties)
 
     def unsubscribe(
         self, topic_filters: Sequence[str], properties: Properties = EMPTY_PROPERTIES
     ) -> int:
         """Queue UNSUBSCRIBE; returns its packet id."""
         self._require_connected()
-        packet_id = self._queue_with_packet_id(
-            lambda pid: Unsubscribe(
-                packet_id=pid, topic_filters=tuple(topic_filters), properties=properties
-            )
-        )[0]
-        self._requests[packet_id] = len(topic_filters)
-        return packet_id
+        return self._requests.unsubscribe(topic_filters, properties)
 
     def auth(
         self,
@@ -339,10 +270,7 @@ class MQTTConnection:
         again (such requests are never resent: the client asks again on the next connection).
         Idempotent."""
         self.state = ConnectionState.CLOSED
-        ids = self.session.packet_ids
-        for packet_id in self._requests:
-            ids.release(packet_id)
-        self._requests.clear()
+        self._requests.lost()
 
     @property
     def has_data_to_send(self) -> bool:
@@ -449,6 +377,7 @@ class MQTTConnection:
             )
         self.state = ConnectionState.CONNECTED
         self.server = ServerLimits.from_connack(packet.properties)
+        self._out.max_size = self.server.maximum_packet_size
         if self.server.server_keep_alive is not None:
             self._keepalive.interval = float(
                 self.server.server_keep_alive
@@ -476,59 +405,17 @@ class MQTTConnection:
         return self._outbound.on_pubcomp(packet)
 
     def _on_pubrel(self, packet: PubRel, now: float) -> list[Event]:
-        packet_id = packet.packet_id
-        session = self.session
-        if session.release_inbound(packet_id):
-            self._send(PubComp(packet_id=packet_id))  # [MQTT-4.3.3-11]
-            released = session.released
-            if not self._keepalive.pings and len(released) >= CONFIRM_EVERY:
-                # ask the server to confirm it has these PUBCOMPs
-                self._send(PingReq())
-                self._keepalive.pinged(released.count)
-            session.trim_released(self.receive_maximum)
-        else:
-            code = (
-                ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-                if self._v5
-                else ReasonCode.SUCCESS
-            )
-            self._send(PubComp(packet_id=packet_id, reason_code=code))
+        if self._inbound.on_pubrel(packet.packet_id) and not self._keepalive.pings:
+            # ask the server to confirm it has the PUBCOMPs sent so far
+            self._send(PingReq())
+            self._keepalive.pinged(self.session.released.count)
         return []
 
     def _on_suback(self, packet: SubAck, now: float) -> list[Event]:
-        self._release_request(packet.packet_id, "SUBACK", len(packet.reason_codes))
-        return [
-            SubscribeAcknowledged(
-                packet.packet_id, packet.reason_codes, packet.properties
-            )
-        ]
+        return self._requests.on_suback(packet)
 
     def _on_unsuback(self, packet: UnsubAck, now: float) -> list[Event]:
-        count = len(packet.reason_codes) if self._v5 else None  # 3.1.1: no codes
-        self._release_request(packet.packet_id, "UNSUBACK", count)
-        return [
-            UnsubscribeAcknowledged(
-                packet.packet_id, packet.reason_codes, packet.properties
-            )
-        ]
-
-    def _release_request(self, packet_id: int, what: str, count: int | None) -> None:
-        ids = self.session.packet_ids
-        expected = self._requests.pop(packet_id, None)
-        if (
-            expected is None
-            or not ids.in_use(packet_id)
-            or packet_id in self.session.outbound
-        ):
-            raise RemoteProtocolError(
-                f"{what} for packet id {packet_id}, which has no request in flight"
-            )
-        if count is not None and count != expected:
-            # one reason code per topic filter: [MQTT-3.9.3-1], [MQTT-3.11.3-1]
-            raise RemoteProtocolError(
-                f"{what} carries {count} reason codes for {expected} topic filters"
-            )
-        ids.release(packet_id)
+        return self._requests.on_unsuback(packet, v5=self._v5)
 
     def _on_pingresp(self, packet: PingResp, now: float) -> list[Event]:
         confirmed = self._keepalive.pong()

@@ -14,8 +14,8 @@ import attrs
 from .._enums import ReasonCode
 from .._exceptions import RemoteProtocolError
 from ._outgoing import Outgoing
-from ._packets import PubAck, Publish, PubRec
-from ._session import SessionState, fingerprint
+from ._packets import PubAck, PubComp, Publish, PubRec
+from ._session import CONFIRM_EVERY, SessionState, fingerprint
 
 
 class InboundFlows:
@@ -153,3 +153,21 @@ class InboundFlows:
                 self._out.send(PubAck(packet_id=first))  # [MQTT-4.3.2-4]
             else:
                 self._out.send(PubRec(packet_id=first))  # [MQTT-4.3.3-9]
+
+    def on_pubrel(self, packet_id: int) -> bool:
+        """PUBREL for inbound QoS 2 ``packet_id``: queue PUBCOMP ([MQTT-4.3.3-11]); True
+        when enough completed flows await the server's confirmation (a PINGRESP: see
+        :class:`KeepAlive`) that the caller should ask for it."""
+        session = self._session
+        if not session.release_inbound(packet_id):
+            code = (
+                ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+                if self._v5
+                else ReasonCode.SUCCESS
+            )
+            self._out.send(PubComp(packet_id=packet_id, reason_code=code))
+            return False
+        self._out.send(PubComp(packet_id=packet_id))
+        confirm = len(session.released) >= CONFIRM_EVERY
+        session.trim_released(self.receive_maximum)
+        return confirm

@@ -15,11 +15,14 @@ from typing import Final
 
 import attrs
 
-from .._enums import ReasonCode
-from .._exceptions import RemoteProtocolError
+from .._enums import QoS, ReasonCode
+from .._exceptions import LocalProtocolError, RemoteProtocolError
+from ._codec import encode_publish, new_publish
 from ._events import Event, PublishAcknowledged
+from ._limits import QuotaExceeded, ServerLimits
 from ._outgoing import Outgoing
 from ._packets import PubAck, PubComp, Publish, PubRec, PubRel
+from ._properties import Properties
 from ._session import SessionState
 
 _NO_BACKLOG: Final[deque[int]] = deque(maxlen=0)  # shared and always empty
@@ -30,11 +33,20 @@ RESEND_CHUNK: Final = 256 * 1024
 class OutboundFlows:
     """The outbound QoS 1/2 flows of one connection of a session."""
 
-    __slots__ = ("_backlog", "_out", "_resend_dup", "_session", "inflight", "limit")
+    __slots__ = (
+        "_backlog",
+        "_out",
+        "_resend_dup",
+        "_session",
+        "_v5",
+        "inflight",
+        "limit",
+    )
 
-    def __init__(self, session: SessionState, out: Outgoing) -> None:
+    def __init__(self, session: SessionState, out: Outgoing, *, v5: bool) -> None:
         self._session = session
         self._out = out
+        self._v5 = v5
         self.limit = 65535  # the server's Receive Maximum
         self.inflight = 0  # flows counted against it
         # the session's flows still to be (re)sent once the quota allows, in order
@@ -51,9 +63,51 @@ class OutboundFlows:
         """Whether resends wait for quota or for the buffer to drain."""
         return bool(self._backlog)
 
-    def started(self, publish: Publish) -> None:
-        """A new flow was queued (stored in the session by the caller)."""
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+        server: ServerLimits,
+    ) -> int | None:
+        """Queue a PUBLISH within the server's limits (see :meth:`MQTTConnection.publish`)."""
+        if qos > server.maximum_qos:
+            raise LocalProtocolError(
+                f"QoS {int(qos)} exceeds the server's Maximum QoS {int(server.maximum_qos)}",
+                reason_code=ReasonCode.QOS_NOT_SUPPORTED,
+            )  # section 3.2.2.3.4: the client must not exceed Maximum QoS
+        if retain and not server.retain_available:
+            raise LocalProtocolError(
+                "the server does not support retained messages",
+                reason_code=ReasonCode.RETAIN_NOT_SUPPORTED,
+            )  # section 3.2.2.3.5
+        out = self._out
+        if not qos:
+            data = encode_publish(
+                topic, payload, 0, retain, False, None, properties, self._v5
+            )
+            out.check_size(data)
+            out.chunks.append(
+                data
+            )  # Outgoing.append(), inline: the hot path of publishing
+            out.size += len(data)
+            return None
+        if self._backlog or self.inflight >= self.limit:
+            raise QuotaExceeded
+        session = self._session
+        packet_id, packet = out.send_numbered(
+            session.packet_ids,
+            lambda pid: new_publish(
+                topic=topic, payload=payload, qos=qos, retain=retain, dup=False,
+                packet_id=pid, properties=properties,
+            ),
+        )  # fmt: skip
+        assert isinstance(packet, Publish)
+        session.store_outbound(packet_id, packet)
         self.inflight += 1
+        return packet_id
 
     def resume(self, *, limit: int, session_present: bool) -> list[Event]:
         """A CONNACK accepted the connection: resend the session's flows (see the module

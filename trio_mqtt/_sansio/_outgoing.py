@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from .._enums import ProtocolVersion
+from collections.abc import Callable
+
+from .._enums import ProtocolVersion, ReasonCode
+from .._exceptions import LocalProtocolError
 from ._codec import encode_packet
 from ._packets import Packet
+from ._session import PacketIdAllocator
+from ._wire import MAX_PACKET_SIZE
 
 
 class Outgoing:
     """Encoded packets waiting for the I/O layer, in the order they were queued."""
 
-    __slots__ = ("chunks", "size", "version")
+    __slots__ = ("chunks", "max_size", "size", "version")
 
     def __init__(self, version: ProtocolVersion) -> None:
         self.version = version
         #: the encoded packets (a hot path may append to it directly, and add to ``size``)
         self.chunks: list[bytes] = []
         self.size = 0  # bytes queued
+        #: the server's Maximum Packet Size (its CONNACK): nothing larger is queued
+        self.max_size = MAX_PACKET_SIZE
 
     def __bool__(self) -> bool:
         return bool(self.chunks)
@@ -31,6 +38,33 @@ class Outgoing:
         """Queue an encoded packet."""
         self.chunks.append(data)
         self.size += len(data)
+
+    def check_size(self, data: bytes) -> None:
+        """Raise LocalProtocolError (0x95) if ``data`` exceeds the server's Maximum Packet
+        Size: [MQTT-3.1.2-24] a client never sends a larger packet."""
+        if len(data) > self.max_size:
+            raise LocalProtocolError(
+                f"a {len(data)}-byte packet exceeds the server's Maximum Packet Size of "
+                f"{self.max_size}",
+                reason_code=ReasonCode.PACKET_TOO_LARGE,
+            )
+
+    def send_numbered(
+        self, ids: PacketIdAllocator, make: Callable[[int], Packet]
+    ) -> tuple[int, Packet]:
+        """Allocate a packet id, build the packet with ``make(id)``, encode, check and queue
+        it; on any failure the id is released again, so a refused command never leaks an id
+        ([MQTT-2.2.1-3])."""
+        packet_id = ids.allocate()
+        try:
+            packet = make(packet_id)
+            data = encode_packet(packet, self.version)
+            self.check_size(data)
+        except BaseException:
+            ids.release(packet_id)
+            raise
+        self.append(data)
+        return packet_id, packet
 
     def take(self) -> bytes:
         """Everything queued, as one bytes object; the buffer is empty after."""
