@@ -106,19 +106,22 @@ class StateBroadcast:
 
     def __init__(self) -> None:
         self.state = ClientState.CONNECTING
-        self._feeds: list[_Feed] = []
+        # a list once someone watches (most clients never do: no list per client until then)
+        self._feeds: list[_Feed] | tuple[()] = ()
 
     def watch(self) -> StateWatcher:
         """A new watcher, of the changes from now on."""
         feed = _Feed()
         if self.state is ClientState.CLOSED:
             feed.end()
-        else:
+        elif isinstance(self._feeds, list):
             self._feeds.append(feed)
+        else:
+            self._feeds = [feed]
         return StateWatcher._create(feed, self._detach)
 
     def _detach(self, feed: _Feed) -> None:
-        if feed in self._feeds:
+        if isinstance(self._feeds, list) and feed in self._feeds:
             self._feeds.remove(feed)
 
     def change(self, state: ClientState, change: StateChange | None) -> None:

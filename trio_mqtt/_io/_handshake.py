@@ -96,7 +96,10 @@ async def handshake(
         conn.connect(connect, now=trio.current_time())
         await stream.send_all(conn.data_to_send(now=trio.current_time()))
         while True:
-            data = await stream.receive()
+            await stream.wait()
+            data = stream.read()
+            if data is None:
+                continue
             if not data:
                 raise ConnectError(
                     "the broker closed the connection before answering CONNECT"

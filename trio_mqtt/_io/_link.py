@@ -104,15 +104,7 @@ class Link:
             receive_maximum=receive_maximum,
             max_packet_size=max_packet_size,
         )
-        self._sender = Sender(
-            self._stream,
-            take=self._take_outbound,
-            more=self._more_outbound,
-            deadline=self._conn.next_deadline,
-            keepalive=self._keepalive,
-            reader_keeps_alive=self._reader_keeps_alive,
-            before_send=before_send,
-        )
+        self._sender = Sender(self._stream, owner=self, before_send=before_send)
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
         self._ended = False  # the tasks are stopping (failure or close)
@@ -223,7 +215,8 @@ class Link:
 
     async def _reader(self) -> None:
         conn = self._conn
-        receive = self._stream.receive
+        wait = self._stream.wait
+        read = self._stream.read
         cut_short = self._stream.reads_cut_short
         deliver_nowait = self._deliver_nowait
         events, self._early = self._early, []  # what came with CONNACK
@@ -252,7 +245,10 @@ class Link:
                 deadline=math.inf if deadline is None else deadline
             ) as keepalive:
                 while True:
-                    data = await receive()
+                    await wait()
+                    data = read()
+                    if data is None:
+                        continue  # woken, but nothing there (yet)
                     self._sender.read_happened()
                     if not data:
                         raise lost("the broker closed the connection")
@@ -268,7 +264,7 @@ class Link:
                     if index < len(events) or conn.receive_maximum_exceeded:
                         break
             if keepalive.cancelled_caught:
-                self._keepalive()
+                self.keepalive()
                 if conn.has_data_to_send:
                     self._sender.flush()
 
@@ -334,21 +330,22 @@ class Link:
         if self._reauthenticated is not None:
             self._reauthenticated.set()
 
-    # (the sender's view of the machine and of the reader: bound methods, not closures, which
-    # would cost memory per connection)
+    # -- SenderOwner: the sender's view of the machine and of the reader ----------------------
 
-    def _take_outbound(self) -> bytes:
+    def take_outbound(self) -> bytes:
         return self._conn.data_to_send(now=trio.current_time())
 
-    def _more_outbound(self) -> bool:
+    def more_outbound(self) -> bool:
         return self._conn.has_data_to_send
 
-    def _reader_keeps_alive(self) -> bool:
-        """Whether the reader keeps the connection alive (see _reader): when its reads can be
-        cut short, and it is not waiting to deliver."""
+    def next_deadline(self) -> float | None:
+        return self._conn.next_deadline()
+
+    def reader_keeps_alive(self) -> bool:
+        """When its reads can be cut short and it is not waiting to deliver (see _reader)."""
         return self._stream.reads_cut_short and not self._delivering
 
-    def _keepalive(self) -> None:
+    def keepalive(self) -> None:
         """A deadline passed: let the machine queue PINGREQ, or give up on the broker (not
         while the reader waits to deliver: an answer may be waiting unread)."""
         conn = self._conn

@@ -23,6 +23,7 @@ Tickets: :meth:`drain` waits until everything queued before it is with the strea
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
 
@@ -38,49 +39,44 @@ WRITER_LINGER = 1.0
 Guard = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
+class SenderOwner(Protocol):
+    """What the sender needs from its link (one reference, not five bound methods: memory
+    per connection)."""
+
+    def take_outbound(self) -> bytes:
+        """What the machine queued (the machine notes the time, for keep alive)."""
+
+    def more_outbound(self) -> bool:
+        """Whether the machine has queued more since."""
+
+    def next_deadline(self) -> float | None:
+        """The machine's next keep-alive deadline."""
+
+    def keepalive(self) -> None:
+        """The keep-alive step at a deadline (may raise: the broker is gone)."""
+
+    def reader_keeps_alive(self) -> bool:
+        """Whether the reader keeps the connection alive (then an idle writer may end)."""
+
+
 class Sender:
-    """Sends what the machine queued (``take()`` drains it) over ``stream``."""
+    """Sends what the machine queued (``owner.take_outbound()`` drains it) over ``stream``."""
 
     __slots__ = (
-        "_before_send",
-        "_deadline",
-        "_direct",
-        "_direct_sends",
-        "_guard",
-        "_keepalive",
-        "_lot",
-        "_more",
-        "_nursery",
-        "_queued",
-        "_reader_keeps_alive",
-        "_send_scope",
-        "_sent",
-        "_stream",
-        "_take",
-        "_wake",
-        "_when_sent",
-        "_writer_running",
-        "pending",
-        "writing",
+        "_before_send", "_direct", "_direct_sends", "_guard", "_lot", "_nursery", "_owner",
+        "_queued", "_send_scope", "_sent", "_stream", "_wake", "_when_sent", "_writer_running",
+        "pending", "writing",
     )  # fmt: skip
 
     def __init__(
         self,
         stream: ByteStream,
         *,
-        take: Callable[[], bytes],
-        more: Callable[[], bool],
-        deadline: Callable[[], float | None],
-        keepalive: Callable[[], None],
-        reader_keeps_alive: Callable[[], bool],
+        owner: SenderOwner,
         before_send: Callable[[], None] | None,
     ) -> None:
         self._stream = stream
-        self._take = take  # what the machine queued (and marks it sent, for keep alive)
-        self._more = more  # whether the machine has queued more
-        self._deadline = deadline  # the machine's next keep-alive deadline
-        self._keepalive = keepalive  # the link's keep-alive step (may raise)
-        self._reader_keeps_alive = reader_keeps_alive
+        self._owner = owner
         # the link's nursery while its tasks run, and how a task of it reports its failure
         self._nursery: trio.Nursery | None = None
         self._guard: Guard | None = None
@@ -126,7 +122,7 @@ class Sender:
                 if wake.is_set():
                     # at once (a checkpoint: other tasks may queue more)
                     await wake.wait()
-                elif self._reader_keeps_alive():
+                elif self._owner.reader_keeps_alive():
                     # an idle writer ends; the next packet the tasks cannot send themselves
                     # starts one again
                     with trio.move_on_after(WRITER_LINGER) as idle:
@@ -136,17 +132,17 @@ class Sender:
                 else:
                     # The writer keeps the connection alive: it sleeps until woken or until
                     # the machine's next deadline (PINGREQ due, or PINGRESP overdue).
-                    deadline = self._deadline()
+                    deadline = self._owner.next_deadline()
                     if deadline is None:
                         await wake.wait()
                     else:
                         with trio.move_on_at(deadline):
                             await wake.wait()
                         if trio.current_time() >= deadline:
-                            self._keepalive()
+                            self._owner.keepalive()
                 if not await self.send_queued():
                     return  # aborted (see abort)
-                if self._more():
+                if self._owner.more_outbound():
                     wake.set()  # the next chunk (a resent session), or what came meanwhile
         finally:
             self._writer_running = False
@@ -170,7 +166,7 @@ class Sender:
             self.start_writer()
 
     def _send_now(self) -> None:
-        data = self._take()
+        data = self._owner.take_outbound()
         if not data:
             return
         target = self._queued
@@ -182,14 +178,14 @@ class Sender:
             self.start_writer()
         else:
             self._sent_up_to(target)
-            if self._more():
+            if self._owner.more_outbound():
                 self.start_writer()  # more was encoded meanwhile (see data_to_send)
 
     async def send_queued(self) -> bool:
         """The writer's step: send the pending bytes and everything queued, shielded; False
         if :meth:`abort` cut the write short (nothing more may be sent)."""
         target = self._queued
-        data = self._take()
+        data = self._owner.take_outbound()
         if data and self._before_send is not None:
             self._before_send()
         pending = self.pending
@@ -261,7 +257,7 @@ class Sender:
             await self._park()
         if failed():
             return  # that write failed: the stream is broken
-        data = self.pending + self._take()
+        data = self.pending + self._owner.take_outbound()
         self.pending = b""
         if not data:
             return

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -35,7 +35,7 @@ TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 class ByteStream:
     """A :class:`trio.abc.Stream` as the link uses it."""
 
-    __slots__ = ("_quickack", "stream")
+    __slots__ = ("_quickack", "_received", "stream")
 
     #: Whether a read may be cancelled by a deadline and the stream stay usable.
     reads_cut_short = False
@@ -43,13 +43,26 @@ class ByteStream:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self._quickack = _quickack(stream)
+        self._received: bytes | None = None
 
-    async def receive(self) -> bytes:
-        """The next bytes from the broker; ``b""`` once it closed its end."""
-        data = await self.stream.receive_some(RECEIVE_SIZE)
-        if self._quickack is not None:
+    # Reading is two steps, ``await stream.wait()`` then ``stream.read()``, so that a plain
+    # socket's wait is trio's own ``wait_readable`` with no coroutine of ours around it: an
+    # idle connection then holds one frame less (memory per connection).
+
+    def wait(self) -> Awaitable[None]:
+        """Wait until :meth:`read` may have bytes (an awaitable: ``await stream.wait()``)."""
+        return self._fill()
+
+    async def _fill(self) -> None:
+        self._received = bytes(await self.stream.receive_some(RECEIVE_SIZE))
+
+    def read(self) -> bytes | None:
+        """The bytes received (``b""``: the broker closed its end), or ``None`` if there were
+        none after all (wait again)."""
+        data, self._received = self._received, None
+        if data and self._quickack is not None:
             self._quickack()
-        return bytes(data)
+        return data
 
     def try_send(self, data: bytes) -> int:
         """Send what can go without waiting; return how many bytes went (none here)."""
@@ -86,28 +99,29 @@ class SocketByteStream(ByteStream):
         self._fd = stream.socket.fileno()
         self._streaming = False
 
-    async def receive(self) -> bytes:
-        # After a small read (an answer to what we sent) wait until the socket is readable,
-        # then read; after a large one (the broker is streaming) more is likely there
-        # already: read again after a checkpoint, and wait only if it is not. The
-        # descriptor is looked up each time: once detached it may be closed and reused.
-        while True:
-            fd = self._fd
-            if fd < 0:
-                raise trio.ClosedResourceError("the link has ended")
-            if self._streaming:
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.lowlevel.wait_readable(fd)
-            try:
-                data = os.read(fd, RECEIVE_SIZE)
-            except BlockingIOError:  # nothing there (yet)
-                self._streaming = False
-                continue
-            self._streaming = len(data) >= _STREAMING
-            if self._quickack is not None:
-                self._quickack()
-            return data
+    def wait(self) -> Awaitable[None]:
+        # After a small read (an answer to what we sent) wait until the socket is readable;
+        # after a large one (the broker is streaming) more is likely there already: read
+        # again after a checkpoint. The descriptor is looked up each time: once detached it
+        # may be closed and its number reused.
+        fd = self._fd
+        if fd < 0:
+            raise trio.ClosedResourceError("the link has ended")
+        # (returned, not awaited here: the caller awaits it at once, with no frame of ours)
+        if self._streaming:
+            return trio.lowlevel.checkpoint()  # noqa: ASYNC105
+        return trio.lowlevel.wait_readable(fd)  # noqa: ASYNC105
+
+    def read(self) -> bytes | None:
+        try:
+            data = os.read(self._fd, RECEIVE_SIZE)
+        except BlockingIOError:  # nothing there (yet)
+            self._streaming = False
+            return None
+        self._streaming = len(data) >= _STREAMING
+        if self._quickack is not None:
+            self._quickack()
+        return data
 
     def try_send(self, data: bytes) -> int:
         """One non-blocking write; 0 when the socket is full, broken or detached (the

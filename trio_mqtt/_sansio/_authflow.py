@@ -8,6 +8,8 @@ the server ends with AUTH 0x00. Anything else is a protocol error.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 
 from .._enums import ReasonCode
@@ -23,9 +25,9 @@ class AuthFlow:
 
     __slots__ = ("_out", "method", "reauthenticating")
 
-    def __init__(self, out: Outgoing) -> None:
+    def __init__(self, out: Outgoing | None, method: str | None) -> None:
         self._out = out
-        self.method: str | None = None  # the method CONNECT named
+        self.method = method  # the method CONNECT named
         self.reauthenticating = False  # a re-authentication we started is under way
 
     def queue(
@@ -59,6 +61,7 @@ class AuthFlow:
             raise LocalProtocolError(
                 f"a client cannot send AUTH {reason_code.describe()}"
             )
+        assert self._out is not None  # (a flow with a method has an outbound buffer)
         self._out.send(
             Auth(
                 reason_code=reason_code,
@@ -98,3 +101,8 @@ class AuthFlow:
         raise RemoteProtocolError(
             f"unexpected AUTH {code.describe()} while {state}"
         )  # section 4.12: the server continues or ends what the client started
+
+
+#: The flow of every connection whose CONNECT named no method: shared (it holds no state, and
+#: refuses everything before touching any), so that such a connection allocates none.
+NO_AUTH: Final = AuthFlow(None, None)

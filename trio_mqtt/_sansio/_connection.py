@@ -21,7 +21,7 @@ from typing import Final
 
 from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
-from ._authflow import AuthFlow
+from ._authflow import NO_AUTH, AuthFlow
 from ._codec import MAX_PACKET_SIZE, PacketReader, encode_publish
 from ._events import (
     ConnectionAccepted,
@@ -81,7 +81,6 @@ class MQTTConnection:
         "_clean_start",
         "_inbound",
         "_keepalive",
-        "_on_publish",
         "_out",
         "_outbound",
         "_reader",
@@ -116,13 +115,12 @@ class MQTTConnection:
             self.session, self._out, v5=self._v5, receive_maximum=receive_maximum,
             topic_alias_maximum=topic_alias_maximum,
         )  # fmt: skip
-        self._on_publish = self._inbound.on_publish  # the hot handler, bound once
         self._outbound = OutboundFlows(self.session, self._out, v5=self._v5)
         self._clean_start = True  # what CONNECT asked for
         self._requests = Requests(
             self.session, self._out
         )  # SUBSCRIBE/UNSUBSCRIBE in flight
-        self._auth = AuthFlow(self._out)  # enhanced authentication (section 4.12)
+        self._auth = NO_AUTH  # enhanced authentication (section 4.12): see connect()
 
     @property
     def keep_alive(self) -> float:
@@ -156,9 +154,9 @@ class MQTTConnection:
                 "the CONNECT's protocol version differs from the connection's"
             )
         self._keepalive.interval = float(packet.keep_alive)
-        self._auth.method = (
-            packet.properties.authentication_method if self._v5 else None
-        )
+        method = packet.properties.authentication_method if self._v5 else None
+        if method is not None:
+            self._auth = AuthFlow(self._out, method)
         self._clean_start = packet.clean_start
         self._send(packet)
         self._keepalive.last_sent = self._keepalive.last_received = now
@@ -345,7 +343,7 @@ class MQTTConnection:
             for packet in packets:
                 if type(packet) is Publish and self.state is _CONNECTED:
                     # the hot one, without the table's tuple key and a list per packet
-                    event = self._on_publish(packet)
+                    event = self._inbound.on_publish(packet)
                     if event is not None:
                         events.append(event)
                     continue
