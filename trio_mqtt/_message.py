@@ -12,8 +12,15 @@ from ._sansio._packets import Publish
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 
 
-class _Acknowledger(Protocol):
-    def ack(self) -> None: ...
+class Acknowledgement(Protocol):
+    """One subscription's share of a received QoS 1/2 message's acknowledgement (what
+    :meth:`Message.ack` calls). The router implements it."""
+
+    def ack(self) -> None:
+        """Taken (or dropped): the broker may count the message as delivered."""
+
+    def abandon(self) -> None:
+        """Never to be acknowledged: the broker redelivers it to the next connection."""
 
 
 class _MessageSlots:
@@ -41,7 +48,7 @@ class Message(_MessageSlots):
     qos: QoS
     retain: bool = False
     properties: Properties = EMPTY_PROPERTIES
-    _acknowledger: _Acknowledger | None = attrs.field(
+    _acknowledger: Acknowledgement | None = attrs.field(
         default=None, eq=False, repr=False, alias="_acknowledger"
     )
 
@@ -71,7 +78,7 @@ class _NewMessage(Protocol):
         qos: QoS,
         retain: bool,
         properties: Properties,
-        acknowledger: _Acknowledger | None,
+        acknowledger: Acknowledgement | None,
     ) -> Message: ...
 
 
@@ -80,7 +87,7 @@ new_message: _NewMessage = fast_constructor(Message)
 
 
 def message_from_publish(
-    publish: Publish, acknowledger: _Acknowledger | None = None
+    publish: Publish, acknowledger: Acknowledgement | None = None
 ) -> Message:
     """The message a received PUBLISH carries (``acknowledger``: its manual ack)."""
     return new_message(

@@ -10,27 +10,16 @@ application takes the message (``manual_ack``: never, :meth:`Message.ack` does;
 from __future__ import annotations
 
 from collections import deque
-from typing import Protocol
 
 import trio
 
 from .._io._wakeups import Waiters
-from .._message import Message
+from .._message import Acknowledgement, Message
 from .._sansio._packets import SubscriptionRequest
 from .._topics import topic_matches
 
 # take_ready() makes the taker yield to the scheduler at least this often.
 YIELD_EVERY = 64
-
-
-class Acknowledgement(Protocol):
-    """One subscription's share of a QoS 1/2 message's acknowledgement."""
-
-    def ack(self) -> None:
-        """Taken (or dropped): the broker may count it as delivered."""
-
-    def abandon(self) -> None:
-        """Never to be acknowledged: the broker redelivers it to the next connection."""
 
 
 class Inbox:

@@ -1,8 +1,8 @@
 """Router: inbound messages to subscriptions, and their acknowledgements back to the broker.
 
 A QoS 1/2 message becomes one :class:`_Delivery`, shared by every subscription it is routed to;
-each inbox gets a :class:`_Handle` on it. The PUBACK/PUBREC is queued when every handle is
-acknowledged: by the subscription when the application receives the message, or by
+each inbox gets its :class:`_Share` (an :class:`Acknowledgement`). The PUBACK/PUBREC is queued
+when every share is acknowledged: by the subscription when the application receives the message, or by
 :meth:`Message.ack` with ``manual_ack``. The Receive Maximum we advertise therefore bounds how many
 such messages are buffered, and the reader never waits for a slow consumer on their account.
 
@@ -68,7 +68,7 @@ class _Delivery:
             self.router.acknowledge(self)
 
 
-class _Handle:
+class _Share:
     __slots__ = ("delivery", "done")
 
     def __init__(self, delivery: _Delivery) -> None:
@@ -270,7 +270,7 @@ class Router:
             return
         self.held[packet_id] = delivery
         for subscription in targets:
-            handle = _Handle(delivery)
+            handle = _Share(delivery)
             message = message_from_publish(
                 publish, handle if subscription.manual_ack else None
             )
@@ -310,7 +310,7 @@ class Router:
             if not subscription.matches(publish.topic):
                 kept.append((publish, delivery))
                 continue
-            handle = _Handle(delivery)
+            handle = _Share(delivery)
             message = message_from_publish(
                 publish, handle if subscription.manual_ack else None
             )

@@ -18,6 +18,17 @@ from ._packets import PubAck, PubComp, Publish, PubRec
 from ._session import CONFIRM_EVERY, SessionState, fingerprint
 
 
+class _Unacked:
+    """A message handed to the client, awaiting acknowledge()."""
+
+    __slots__ = ("acked", "mark", "qos")
+
+    def __init__(self, qos: int, mark: int) -> None:
+        self.qos = qos
+        self.acked = False
+        self.mark = mark  # QoS 2: the message's fingerprint (see SessionState.released)
+
+
 class InboundFlows:
     """The inbound QoS 1/2 flows of one connection."""
 
@@ -49,9 +60,8 @@ class InboundFlows:
         # The server sent more unacknowledged QoS 1/2 messages than our Receive Maximum: the
         # I/O layer hands over the messages received, then ends the connection (0x93).
         self.receive_maximum_exceeded = False
-        # Messages handed to the client, awaiting acknowledge(), in arrival order:
-        # packet id -> [qos, acknowledged, fingerprint (QoS 2)].
-        self._unacked: dict[int, list[int]] = {}
+        # Messages handed to the client, awaiting acknowledge(), in arrival order.
+        self._unacked: dict[int, _Unacked] = {}
         self._aliases: dict[int, str] = {}
 
     def on_publish(self, packet: Publish) -> Publish | None:
@@ -70,7 +80,7 @@ class InboundFlows:
         assert packet_id is not None
         unacked = self._unacked
         if packet_id in unacked:
-            if unacked[packet_id][0] == qos == 2:
+            if unacked[packet_id].qos == qos == 2:
                 return None  # a QoS 2 resend before we acknowledged: ours is still on its way
             raise RemoteProtocolError(
                 f"PUBLISH reused packet id {packet_id} before we acknowledged it"
@@ -110,7 +120,7 @@ class InboundFlows:
             # 3.3.4), but only after the I/O layer has handled this batch (see
             # receive_maximum_exceeded): what the batch acknowledges goes out first.
             self.receive_maximum_exceeded = True
-        unacked[packet_id] = [qos, 0, mark]
+        unacked[packet_id] = _Unacked(qos, mark)
         return packet
 
     def _resolve_alias(self, packet: Publish, alias: int) -> Publish:
@@ -136,20 +146,20 @@ class InboundFlows:
         entry = self._unacked.get(packet_id)
         if entry is None:
             return
-        entry[1] = 1
-        if entry[0] == 2:
+        entry.acked = True
+        if entry.qos == 2:
             # The application has it: from now on a redelivery is answered with PUBREC, never
             # handed over again ([MQTT-4.3.3-9]), even if the connection drops before the PUBREC
             # (held back until those of earlier messages are due) is sent. Stored first.
-            self._session.add_inbound(packet_id, entry[2])
+            self._session.add_inbound(packet_id, entry.mark)
         unacked = self._unacked
         while unacked:
             first = next(iter(unacked))
-            qos, done, _ = unacked[first]
-            if not done:
+            entry = unacked[first]
+            if not entry.acked:
                 break
             del unacked[first]
-            if qos == 1:
+            if entry.qos == 1:
                 self._out.send(PubAck(packet_id=first))  # [MQTT-4.3.2-4]
             else:
                 self._out.send(PubRec(packet_id=first))  # [MQTT-4.3.3-9]
