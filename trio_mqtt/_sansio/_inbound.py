@@ -62,7 +62,9 @@ class InboundFlows:
         self.receive_maximum_exceeded = False
         # Messages handed to the client, awaiting acknowledge(), in arrival order.
         self._unacked: dict[int, _Unacked] = {}
-        self._aliases: dict[int, str] = {}
+        self._aliases: dict[int, str] | None = (
+            None  # made by the first alias the server sets
+        )
 
     def on_publish(self, packet: Publish) -> Publish | None:
         """The message to hand to the application, or ``None`` (a duplicate: answered here).
@@ -130,9 +132,11 @@ class InboundFlows:
                 reason_code=ReasonCode.TOPIC_ALIAS_INVALID,
             )  # [MQTT-3.3.2-10]
         if packet.topic:
+            if self._aliases is None:
+                self._aliases = {}
             self._aliases[alias] = packet.topic
             return packet
-        topic = self._aliases.get(alias)
+        topic = self._aliases.get(alias) if self._aliases is not None else None
         if topic is None:
             raise RemoteProtocolError(
                 f"topic alias {alias} was never set"
