@@ -22,6 +22,7 @@ from tests.io.scripted import ScriptedBroker
 from trio_mqtt import (
     ConnectError,
     ConnectionLostError,
+    ConnectRefusedError,
     MalformedPacketError,
     MQTTError,
     ProtocolVersion,
@@ -120,6 +121,7 @@ CATALOGUE = [
     Evil("remaining length of five bytes", b"\x20\xff\xff\xff\xff\x01", MalformedPacketError, MALFORMED, True),  # section 1.5.5
     Evil("silence instead of CONNACK", b"", ConnectError, None, True, options={"connect_timeout": 0.5}, disconnect=False),
     Evil("CONNACK one byte at a time, then nothing", _trickle_connack, ConnectError, None, True, options={"connect_timeout": 0.5}, disconnect=False),
+    Evil("an MQTT 3.1.1 CONNACK to our v5 CONNECT (NATS, aedes)", wire.frame(0x20, b"\x00\x01"), ConnectRefusedError, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, True, disconnect=False),  # [MQTT-3.1.2-2]: the application can fall back to 3.1.1
     Evil("3.1.1 CONNACK with an invalid return code", wire.frame(0x20, b"\x00\x06"), MalformedPacketError, MALFORMED, True, version=V311, disconnect=False),
     # -- after CONNACK -----------------------------------------------------------------------
     Evil("a second CONNACK", wire.connack(), RemoteProtocolError, PROTOCOL),

@@ -48,6 +48,7 @@ from ._packets import (
 from ._properties import (
     EMPTY_PROPERTIES,
     WILL,
+    Properties,
     decode_properties,
 )
 from ._publish_decoder import decode_publish
@@ -156,7 +157,18 @@ def _decode_connack(flags: int, data: Buffer, pos: int, end: int, v5: bool) -> C
         raise MalformedPacketError(
             "reserved CONNACK acknowledge flags are set"
         )  # [MQTT-3.2.2-1]
-    if v5:
+    if v5 and end - pos == 2 and 0 < data[pos + 1] <= 5:
+        # A server that speaks only MQTT 3.1.1 answers our v5 CONNECT with its own CONNACK
+        # (no properties; return code 0x01 "unacceptable protocol version", [MQTT-3.1.2-2]),
+        # as NATS and aedes do: a refusal for the protocol version, so that the application
+        # can fall back to 3.1.1, not a malformed packet.
+        code = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+        properties = Properties(
+            reason_string="the server answered in MQTT 3.1.1 (CONNACK return code "
+            f"{data[pos + 1]}): it does not speak MQTT 5"
+        )
+        pos += 2
+    elif v5:
         code = read_reason(data, pos + 1, PacketType.CONNACK)
         properties, pos = decode_properties(data, pos + 2, end, PacketType.CONNACK)
     else:
