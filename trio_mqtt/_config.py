@@ -219,12 +219,21 @@ def redirect_of(error: MQTTError) -> str | None:
 
 
 def parse_server_reference(reference: str, current: Endpoint) -> Endpoint | None:
-    """The first server of an MQTT 5 Server Reference (``host``, ``host:port``, ``[v6]:port``;
-    several are separated by spaces, section 4.11), keeping the current transport."""
+    """The first server of an MQTT 5 Server Reference (``host``, ``host:port``, ``[v6]:port``,
+    or a URL such as ``tcp://host:port``; several are separated by spaces, section 4.11),
+    keeping the current transport. ``None`` if it names no usable server."""
     servers = reference.split()
     if not servers:
         return None
     first = servers[0]
+    if "://" in first:
+        # URL form (``tcp://host:port``, as the Eclipse Paho test broker sends): its host
+        # and port; the transport stays the current one
+        try:
+            url = Endpoint.from_url(first)
+        except ValueError:
+            return None
+        return attrs.evolve(current, host=url.host, port=url.port)
     host, port = first, current.port
     if first.startswith("["):
         host, _, rest = first[1:].partition("]")

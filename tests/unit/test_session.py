@@ -372,6 +372,11 @@ def test_reconnect_policy_full_jitter_bounds() -> None:
         ("", None),
         ("host:notaport", None),
         ("host:70000", None),
+        # URL form, as the Eclipse Paho test broker sends it: host and port from the URL
+        ("tcp://other.example:1885", ("other.example", 1885)),
+        ("mqtt://other.example:1886 backup:1", ("other.example", 1886)),
+        ("mqtts://[::1]:1999", ("::1", 1999)),
+        ("tcp://", None),
     ],
 )
 def test_server_reference(reference: str, expected: tuple[str, int] | None) -> None:
