@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._auth import (
     Authenticator as Authenticator,
     ScramAuthenticator as ScramAuthenticator,
@@ -73,3 +75,7 @@ __all__ = [
 
 
 claim_names(__name__, __all__, globals())
+
+# A library's loggers stay silent until the application configures logging (without a handler,
+# Python's last resort would print the client's warnings on stderr).
+_logging.getLogger("trio_mqtt").addHandler(_logging.NullHandler())

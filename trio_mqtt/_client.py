@@ -148,10 +148,20 @@ class MQTTClient(metaclass=NoPublicConstructor):
             LocalProtocolError: the server's limits forbid it (Maximum QoS, Retain Available,
                 Maximum Packet Size).
             ValueError: an invalid topic name or QoS.
+            TypeError: a payload that is not bytes, bytearray, memoryview or str.
         """
-        if qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
-        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        _check_qos(qos)
+        if type(payload) is bytes:
+            data = payload
+        elif isinstance(payload, str):
+            data = payload.encode("utf-8")
+        elif isinstance(payload, bytes | bytearray | memoryview):
+            data = bytes(payload)
+        else:  # bytes(42) would send 42 NUL bytes
+            raise TypeError(
+                "payload must be bytes, bytearray, memoryview or str, not "
+                f"{type(payload).__name__}"
+            )
         if (
             content_type is not None
             or payload_format_indicator is not None
@@ -224,12 +234,15 @@ class MQTTClient(metaclass=NoPublicConstructor):
         messages of any QoS before the client stops reading the network: the other
         subscriptions flow on, and what is buffered when the process dies is lost.
 
-        Raises (on entering):
-            SubscribeError: SUBACK refused at least one filter (``reason_codes`` says which).
-            ValueError: an invalid topic filter or option.
+        Raises:
+            ValueError: at the call: an invalid topic filter, QoS or option (``no_local`` on a
+                shared subscription, [MQTT-3.8.3-4]).
+            SubscribeError: on entering: SUBACK refused at least one filter
+                (``reason_codes`` says which).
         """
         if not topic_filters:
             raise ValueError("subscribe() needs at least one topic filter")
+        _check_qos(qos)
         qos = QoS(qos)
         retain_handling = RetainHandling(retain_handling)
         v311 = self.protocol is ProtocolVersion.V311
@@ -237,6 +250,10 @@ class MQTTClient(metaclass=NoPublicConstructor):
             raise ValueError(
                 "no_local, retain_as_published and retain_handling need MQTT 5"
             )
+        if no_local and any(f.startswith("$share/") for f in topic_filters):
+            raise ValueError(
+                "no_local cannot be set on a shared subscription ($share/...)"
+            )  # [MQTT-3.8.3-4]
         requests = tuple(
             SubscriptionRequest(
                 topic_filter=validate_topic_filter(f), qos=qos, no_local=no_local,
@@ -288,3 +305,9 @@ class MQTTClient(metaclass=NoPublicConstructor):
 
 def _drop_none(**values: object) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _check_qos(qos: object) -> None:
+    """The same words for the same mistake in publish() and subscribe()."""
+    if qos not in (0, 1, 2):
+        raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")

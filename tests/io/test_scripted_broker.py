@@ -411,3 +411,42 @@ async def test_cancelled_publish_keeps_the_session_consistent(
         assert (
             len(client._supervisor.session.packet_ids) == 0
         )  # both ids released by their PUBACKs
+
+
+async def test_inputs_a_user_gets_wrong_raise_at_the_call(
+    broker: ScriptedBroker,
+) -> None:
+    """A wrong payload type, QoS or option fails at the call, naming what was wrong, and
+    nothing reaches the wire for it (the broker sees only the DISCONNECT)."""
+    seen: list[object] = []
+
+    async def script() -> None:
+        await _accept(broker)
+        seen.append(await broker.receive())
+
+    with trio.fail_after(5):
+        async with scripted_client(broker, script) as client:
+            with pytest.raises(TypeError, match="not int"):
+                await client.publish("t", 42)  # type: ignore[arg-type]  # was: 42 NUL bytes
+            with pytest.raises(TypeError, match="not NoneType"):
+                await client.publish("t", None, qos=1)  # type: ignore[arg-type]
+            for call in (
+                lambda: client.publish("t", b"x", qos=3),
+                lambda: client.subscribe("t", qos=3),
+            ):
+                with pytest.raises(ValueError, match="qos must be 0, 1 or 2, not 3"):
+                    await call()  # type: ignore[operator]
+            with pytest.raises(ValueError, match="shared subscription"):
+                client.subscribe("$share/g/t", no_local=True)  # [MQTT-3.8.3-4]
+    assert [type(p) for p in seen] == [Disconnect]
+
+
+def test_the_library_logs_nothing_until_the_application_configures_logging() -> None:
+    import subprocess
+    import sys
+
+    code = "import logging, trio_mqtt; logging.getLogger('trio_mqtt').warning('hello')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr == ""
