@@ -18,7 +18,7 @@ from ._engine._supervisor import Supervisor
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, RetainHandling
 from ._exceptions import NotConnectedError
 from ._message import PublishResult
-from ._sansio._packets import SubscriptionRequest
+from ._sansio._packets import SubscriptionRequest, payload_bytes
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._status import ClientState, StateWatcher
 from ._subscription import Subscription
@@ -151,17 +151,7 @@ class MQTTClient(metaclass=NoPublicConstructor):
             TypeError: a payload that is not bytes, bytearray, memoryview or str.
         """
         _check_qos(qos)
-        if type(payload) is bytes:
-            data = payload
-        elif isinstance(payload, str):
-            data = payload.encode("utf-8")
-        elif isinstance(payload, bytes | bytearray | memoryview):
-            data = bytes(payload)
-        else:  # bytes(42) would send 42 NUL bytes
-            raise TypeError(
-                "payload must be bytes, bytearray, memoryview or str, not "
-                f"{type(payload).__name__}"
-            )
+        data = payload if type(payload) is bytes else payload_bytes(payload)
         if (
             content_type is not None
             or payload_format_indicator is not None

@@ -175,3 +175,11 @@ def test_the_extension_points_are_the_public_classes() -> None:
     assert trio_mqtt.abc.SessionStore is trio_mqtt.SessionStore
     assert trio_mqtt.abc.SavedSession is trio_mqtt.SavedSession
     assert trio_mqtt.abc.Authenticator is trio_mqtt.Authenticator
+
+
+def test_a_will_takes_the_payloads_publish_takes() -> None:
+    assert trio_mqtt.Will("t", "offline").payload == b"offline"
+    assert trio_mqtt.Will("t", bytearray(b"\x00\x01")).payload == b"\x00\x01"
+    assert trio_mqtt.Will("t", memoryview(b"ab")).payload == b"ab"
+    with pytest.raises(TypeError, match="not int"):
+        trio_mqtt.Will("t", 42)  # type: ignore[arg-type]

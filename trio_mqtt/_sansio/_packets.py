@@ -14,20 +14,36 @@ from .._enums import ProtocolVersion, QoS, ReasonCode, RetainHandling
 from ._properties import EMPTY_PROPERTIES, Properties
 
 
+def payload_bytes(payload: object) -> bytes:
+    """A payload as bytes: ``bytes``, ``bytearray`` and ``memoryview`` as they are, ``str`` as
+    UTF-8. Anything else is a TypeError (``bytes(42)`` would be 42 NUL bytes)."""
+    if type(payload) is bytes:
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    raise TypeError(
+        "payload must be bytes, bytearray, memoryview or str, not "
+        f"{type(payload).__name__}"
+    )
+
+
 @attrs.frozen
 class Will:
     """The Will Message a broker publishes when the client vanishes (section 3.1.2.5).
 
     Args:
         topic: where the will is published.
-        payload: its payload.
+        payload: its payload: ``bytes``, ``bytearray``, ``memoryview``, or ``str`` (sent as
+            UTF-8), as for :meth:`MQTTClient.publish`.
         qos: its QoS.
         retain: whether the broker retains it.
         properties: MQTT 5 Will Properties (will_delay_interval, message_expiry_interval, ...).
     """
 
     topic: str
-    payload: bytes = b""
+    payload: bytes = attrs.field(default=b"", converter=payload_bytes)
     qos: QoS = attrs.field(default=QoS.AT_MOST_ONCE, converter=QoS)
     retain: bool = False
     properties: Properties = attrs.field(default=EMPTY_PROPERTIES, kw_only=True)
