@@ -379,3 +379,26 @@ async def test_ctrl_c_disconnects_cleanly(
     assert "KeyboardInterrupt" in report
     assert "(1 sub-exception)" in report
     assert "Error" not in report, report
+
+
+async def test_a_shared_subscription_to_ejabberd_fails_at_once(
+    ejabberd: Ejabberd,
+) -> None:
+    """ejabberd has no shared subscriptions and says so in CONNACK (Shared Subscription
+    Available = 0): subscribe("$share/...") raises SubscribeError 0x9E without sending it.
+    Sent, ejabberd answers with DISCONNECT 0x9E, and the client reconnected and resubscribed
+    forever (146 reconnects in 15 s, #14)."""
+    login: dict[str, object] = {"username": USERNAME, "password": PASSWORD}
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(ejabberd.mqtt_url, **login) as client:  # type: ignore[arg-type]
+            with pytest.raises(trio_mqtt.SubscribeError) as info:
+                async with client.subscribe(f"$share/g/{unique('jobs')}", qos=1):
+                    pass
+            assert (
+                info.value.reason_code
+                is trio_mqtt.ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+            )
+            assert client.reconnects == 0
+            await client.publish(
+                unique("still"), b"up", qos=1
+            )  # the connection goes on

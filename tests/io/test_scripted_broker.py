@@ -450,3 +450,46 @@ def test_the_library_logs_nothing_until_the_application_configures_logging() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("capability", "filters", "codes"),
+    [
+        (
+            b"\x2a\x00",
+            ("$share/g/t",),
+            (ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,),
+        ),
+        (
+            b"\x28\x00",
+            ("a/b", "a/+"),
+            (
+                ReasonCode.UNSPECIFIED_ERROR,
+                ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+            ),
+        ),
+    ],
+    ids=["shared", "wildcard"],
+)
+async def test_what_the_broker_does_not_support_is_refused_locally(
+    broker: ScriptedBroker,
+    capability: bytes,
+    filters: tuple[str, ...],
+    codes: tuple[ReasonCode, ...],
+) -> None:
+    """CONNACK said Shared (or Wildcard) Subscription Available = 0: subscribe() raises the
+    reason code the broker would have used, and no SUBSCRIBE is sent (ejabberd answers one
+    with DISCONNECT 0x9E; resubscribing after each reconnect looped forever)."""
+    seen: list[object] = []
+
+    async def script() -> None:
+        await _accept(broker, wire.connack(properties=wire.props(capability)))
+        seen.append(await broker.receive())
+
+    with trio.fail_after(5):
+        async with scripted_client(broker, script) as client:
+            with pytest.raises(SubscribeError) as info:
+                async with client.subscribe(*filters):
+                    pass
+    assert info.value.reason_codes == codes
+    assert [type(p) for p in seen] == [Disconnect]

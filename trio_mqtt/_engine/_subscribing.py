@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import trio
 
-from .._enums import ProtocolVersion
+from .._enums import ProtocolVersion, ReasonCode
 from .._exceptions import MQTTError, SubscribeError, UnsubscribeError
 from .._io._link import Link
 from .._sansio._events import (
@@ -27,6 +27,8 @@ from .._sansio._events import (
     SubscribeAcknowledged,
     UnsubscribeAcknowledged,
 )
+from .._sansio._limits import ServerLimits
+from .._sansio._packets import SubscriptionRequest
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._inbox import Inbox
 from ._outbox import Outbox
@@ -93,7 +95,14 @@ class Subscribing:
             raise
 
     async def _subscribe_once(self, link: Link, inbox: Inbox) -> bool:
-        """SUBSCRIBE and wait for SUBACK; False if the connection was lost first."""
+        """SUBSCRIBE and wait for SUBACK; False if the connection was lost first.
+
+        Raises:
+            SubscribeError: SUBACK refused a filter, or the broker's CONNACK said it does not
+                support one (then nothing is sent: a broker answers such a SUBSCRIBE by
+                disconnecting, and resubscribing after each reconnect would loop forever).
+        """
+        _check_supported(link.server, inbox.requests)
         properties = EMPTY_PROPERTIES
         if self._use_ids:
             properties = Properties(subscription_identifiers=(inbox.subscription_id,))
@@ -206,6 +215,34 @@ class Subscribing:
         """The client is done for good: end every subscription."""
         for inbox in self._router.subscriptions:
             inbox.finish(error)
+
+
+def _check_supported(
+    server: ServerLimits, requests: tuple[SubscriptionRequest, ...]
+) -> None:
+    """Raise SubscribeError, with the reason code the broker would have used, for filters its
+    CONNACK said it does not support (section 3.2.2.3: Shared Subscription Available,
+    Wildcard Subscription Available)."""
+    codes = []
+    for request in requests:
+        topic_filter = request.topic_filter
+        if (
+            topic_filter.startswith("$share/")
+            and not server.shared_subscription_available
+        ):
+            codes.append(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)  # 0x9E
+        elif (
+            "+" in topic_filter or "#" in topic_filter
+        ) and not server.wildcard_subscription_available:
+            codes.append(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)  # 0xA2
+        else:
+            codes.append(ReasonCode.UNSPECIFIED_ERROR)
+    if any(c is not ReasonCode.UNSPECIFIED_ERROR for c in codes):
+        raise SubscribeError(
+            codes,
+            reason_string="not sent: the broker's CONNACK said it does not support "
+            "this kind of subscription",
+        )
 
 
 def check_unsuback(ack: Acknowledged) -> None:
