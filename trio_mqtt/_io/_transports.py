@@ -9,6 +9,7 @@ resumption) is the same for every transport.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ async def open_transport(
         ConnectError: DNS, TCP, TLS or the WebSocket upgrade failed.
     """
     stream: trio.abc.Stream | None = None
+    stage = "connect"  # what failed says which words name the cause
     try:
         if endpoint.transport == "unix":
             stream = await trio.open_unix_socket(endpoint.path)
@@ -55,6 +57,7 @@ async def open_transport(
                     "TLS certificate verification is OFF for %s (insecure_skip_verify=True)",
                     endpoint,
                 )
+            stage = "tls"
             stream = trio.SSLStream(
                 stream,
                 context or options.build_context(),
@@ -63,6 +66,7 @@ async def open_transport(
             )
             await stream.do_handshake()
         if endpoint.transport == "websocket":
+            stage = "websocket"
             websocket = WebSocketStream(stream)
             await websocket.handshake(
                 _host_header(endpoint), endpoint.path, websocket_headers
@@ -82,8 +86,32 @@ async def open_transport(
                 if isinstance(exc, trio.BrokenResourceError) and exc.__cause__
                 else exc
             )
-            raise ConnectError(f"could not connect to {endpoint}: {cause}") from cause
+            raise ConnectError(
+                f"could not connect to {endpoint}: {_describe(cause, stage, endpoint)}"
+            ) from cause
         raise
+
+
+def _describe(cause: BaseException, stage: str, endpoint: Endpoint) -> str:
+    """The root cause in words, in the message itself (not two ``__cause__`` levels down)."""
+    if stage == "tls" and not isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"the TLS handshake failed ({cause or type(cause).__name__}): is port "
+            f"{endpoint.port} a plain MQTT port rather than a TLS one?"
+        )
+    # trio.open_tcp_stream: "all attempts to connect ... failed", the reasons in a group
+    group = cause.__cause__
+    if stage == "connect" and isinstance(group, BaseExceptionGroup):
+        reasons = [
+            leaf.strerror.lower()
+            if isinstance(leaf, OSError) and leaf.strerror
+            else str(leaf)
+            for leaf in group.exceptions
+        ]
+        return ", ".join(dict.fromkeys(reasons))
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno).lower()
+    return str(cause) or type(cause).__name__
 
 
 def _host_header(endpoint: Endpoint) -> str:
