@@ -493,3 +493,29 @@ async def test_what_the_broker_does_not_support_is_refused_locally(
                     pass
     assert info.value.reason_codes == codes
     assert [type(p) for p in seen] == [Disconnect]
+
+
+async def test_an_unsubscribe_the_broker_never_answers_is_reported(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Leaving a subscription block waits (shielded, bounded) for the UNSUBACK; when none
+    comes the block still ends, and a warning says so instead of nothing (#14)."""
+    broker = ScriptedBroker()
+    got: list[object] = []
+
+    async def script() -> None:
+        await _accept(broker)
+        subscribe = await broker.expect(Subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 0))  # type: ignore[union-attr]
+        got.append(await broker.receive())  # the UNSUBSCRIBE, never answered
+        got.append(await broker.receive())  # then the DISCONNECT
+
+    with trio.fail_after(60):
+        async with scripted_client(broker, script, keepalive=0) as client:
+            start = trio.current_time()
+            async with client.subscribe("t"):
+                pass
+            waited = trio.current_time() - start
+            assert 5 <= waited < 6  # bounded, not forever
+    assert [type(p) for p in got] == [Unsubscribe, Disconnect]
+    assert any("no UNSUBACK" in r.getMessage() for r in caplog.records)

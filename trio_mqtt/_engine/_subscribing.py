@@ -15,6 +15,7 @@ again; after one with the session, the filters left while offline are unsubscrib
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 import trio
@@ -35,6 +36,10 @@ from ._outbox import Outbox
 from ._router import NO_FILTERS, Router
 
 _MAX_SUBSCRIPTION_ID = 268_435_455  # a Variable Byte Integer's largest
+#: Seconds leaving a subscription block waits (shielded) for the UNSUBACK.
+UNSUBACK_WAIT = 5.0
+
+log = logging.getLogger("trio_mqtt")
 
 
 class Subscribing:
@@ -156,15 +161,23 @@ class Subscribing:
     async def _unsubscribe_filters(self, link: Link, filters: list[str]) -> None:
         """UNSUBSCRIBE and wait (shielded, at most 5 s) for UNSUBACK; a connection or client that
         goes away first makes it moot."""
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            try:
-                ack = await self._outbox.request(
-                    functools.partial(link.unsubscribe, filters)
-                )
-            except (trio.ClosedResourceError, MQTTError):
-                return  # the client closed or failed meanwhile: the UNSUBSCRIBE is moot
-            if ack is not None:
-                check_unsuback(ack)
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(UNSUBACK_WAIT) as waited:
+                try:
+                    ack = await self._outbox.request(
+                        functools.partial(link.unsubscribe, filters)
+                    )
+                except (trio.ClosedResourceError, MQTTError):
+                    return  # the client closed or failed meanwhile: the UNSUBSCRIBE is moot
+                if ack is not None:
+                    check_unsuback(ack)
+            if waited.cancelled_caught:
+                # Not silent: the broker may still be sending these filters' messages (they
+                # are acknowledged and dropped), and a broker that never answers is broken.
+                log.warning(
+                    "no UNSUBACK for %s within %gs: the broker may still send their messages",
+                    filters, UNSUBACK_WAIT,
+                )  # fmt: skip
 
     async def unsubscribe(self, filters: list[str]) -> None:
         """End the broker's subscriptions to ``filters`` (no live block uses them); waits
