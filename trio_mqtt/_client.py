@@ -181,16 +181,10 @@ class MQTTClient(metaclass=NoPublicConstructor):
             await trio.lowlevel.checkpoint_if_cancelled()
             if link.publish_qos0(topic, data, retain, properties) < HIGH_WATER:
                 return QOS0_RESULT
-            return await outbox.backpressure(link, qos0_loss_ok=self._reconnects)
+            reconnecting = self._supervisor.settings.reconnect is not None
+            return await outbox.backpressure(link, qos0_loss_ok=reconnecting)
         self._core.check_open()
-        return await outbox.publish(
-            topic, data, QOS_LEVELS[qos], retain, properties,
-            qos0_loss_ok=self._reconnects,
-        )  # fmt: skip
-
-    @property
-    def _reconnects(self) -> bool:
-        return self._supervisor.settings.reconnect is not None
+        return await outbox.publish(topic, data, QOS_LEVELS[qos], retain, properties)
 
     # -- subscribe -------------------------------------------------------------------------------
 

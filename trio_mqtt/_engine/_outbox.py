@@ -137,25 +137,15 @@ class Outbox:
         qos: QoS,
         retain: bool,
         properties: Properties,
-        *,
-        qos0_loss_ok: bool,
     ) -> PublishResult:
-        """Publish, waiting for the outcome (see :meth:`MQTTClient.publish`; its QoS 0 fast
-        path goes to :attr:`fast` itself, then to :meth:`backpressure`).
-
-        ``qos0_loss_ok``: a QoS 0 message lost with its connection is not an error (the
-        client reconnects); otherwise the connection's error is raised.
-        """
+        """Publish, waiting for the outcome (see :meth:`MQTTClient.publish`). A QoS 0 publish
+        while :attr:`fast` is set is the caller's own fast path (then :meth:`backpressure`);
+        here it is queued, and resolves once the pump has handed it to a link."""
         link = self.fast
-        if link is not None:
-            if not qos:
-                await trio.lowlevel.checkpoint_if_cancelled()
-                link.publish_qos0(topic, payload, retain, properties)
-                return await self.backpressure(link, qos0_loss_ok=qos0_loss_ok)
-            if link.send_quota_available:
-                request = Request(topic, payload, qos, retain, properties)
-                self._issue(link, request)
-                return await self._outcome(request)
+        if link is not None and qos and link.send_quota_available:
+            request = Request(topic, payload, qos, retain, properties)
+            self._issue(link, request)
+            return await self._outcome(request)
         request = Request(topic, payload, qos, retain, properties)
         if link is None and (
             len(self._queue) >= self._offline_limit
