@@ -4,13 +4,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Debian's packages: mosquitto (the reference broker), and ejabberd, whose mod_mqtt serves MQTT 5
-# over WebSocket, which Debian's mosquitto is built without (docs/transports.md).
+# Debian's packages: mosquitto (the reference broker), ejabberd, whose mod_mqtt serves MQTT 5
+# over WebSocket, which Debian's mosquitto is built without (docs/transports.md), and
+# nats-server, an MQTT 3.1.1 broker that refuses QoS 2 by closing the connection.
 install_brokers() {
     local missing=()
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
     command -v ejabberdctl >/dev/null 2>&1 || [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
+    command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "bootstrap: installing ${missing[*]} from Debian's packages" >&2
     local sudo=""

@@ -16,6 +16,7 @@ import trustme
 
 from tests.ejabberd import BINARY as ejabberd_binary, Ejabberd, running_ejabberd
 from tests.mosquitto import BINARY, Mosquitto, TLSFiles, running_mosquitto
+from tests.nats import BINARY as nats_binary, NatsServer, running_nats
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,6 +41,14 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A plain broker shared by the whole session."""
     _require_binary()
     with running_mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """nats-server's MQTT 3.1.1 (it refuses QoS 2 by closing the connection)."""
+    _require_binary("nats-server", nats_binary)
+    with running_nats(tmp_path_factory.mktemp("nats")) as broker:
         yield broker
 
 

@@ -13,7 +13,7 @@ does new work go to the link (``outbox.link`` is set); before, it waits in the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -21,6 +21,7 @@ from .._exceptions import MQTTError
 from .._io._link import Link
 from .._sansio._events import Acknowledged, Event
 from .._sansio._packets import ConnAck, Publish
+from .._sansio._poison import Poison
 from .._status import ClientState, StateBroadcast, StateChange
 from ._outbox import Outbox
 from ._router import Router
@@ -132,9 +133,11 @@ class ClientCore:
         self._ready_event.set()
         self.outbox.open(link)
 
-    def link_down(self, error: MQTTError | None) -> None:
+    def link_down(self, error: MQTTError | None, poison: Sequence[Poison]) -> None:
+        """The link ended; ``poison``'s requests are given up on (see _sansio._poison)."""
         self.link_ending()
-        self.outbox.link_down()
+        self.subscribing.link_down(poison)
+        self.outbox.link_down({p.suspect.packet_id: p.error for p in poison})
 
     def state_changed(self, state: ClientState, change: StateChange | None) -> None:
         self.status.change(state, change)

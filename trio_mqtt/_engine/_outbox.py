@@ -19,7 +19,7 @@ before they are queued, and leave the journal when they are handed to a connecti
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import trio
 
@@ -302,14 +302,16 @@ class Outbox:
         if self._queue and isinstance(event, PublishAcknowledged):
             self.pump()
 
-    def link_down(self) -> None:
+    def link_down(self, poison: Mapping[int, BaseException]) -> None:
         """The connection is gone: SUBSCRIBE/UNSUBSCRIBE waiters learn it (their callers ask
-        again); publishes wait on (the session resends them on the next connection)."""
+        again); publishes wait on (the session resends them on the next connection). The
+        requests in ``poison`` (by packet id) fail with its error instead."""
         self.hold()
         for packet_id, request in list(self._waiters.items()):
-            if not request.is_publish:
+            error = poison.get(packet_id)
+            if error is not None or not request.is_publish:
                 del self._waiters[packet_id]
-                request.finish()
+                request.finish(error=error)
 
     def finish(self, error: BaseException) -> None:
         """The client is done for good: fail every waiter and every queued publish (never

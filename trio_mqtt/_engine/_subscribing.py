@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -30,6 +30,7 @@ from .._sansio._events import (
 )
 from .._sansio._limits import ServerLimits
 from .._sansio._packets import SubscriptionRequest
+from .._sansio._poison import Poison
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._inbox import Inbox
 from ._outbox import Outbox
@@ -223,6 +224,19 @@ class Subscribing:
                     inbox.finish(exc)
         self._stale = NO_FILTERS
         return True
+
+    def link_down(self, poison: Sequence[Poison]) -> None:
+        """The connection is gone. A subscription whose renewal (after a lost session) is
+        poison ends with its error: nobody awaits that SUBSCRIBE (a first one's caller hears
+        it from its own request)."""
+        for item in poison:
+            if item.suspect.kind != "SUBSCRIBE":
+                continue
+            for inbox in list(self._router.subscriptions):
+                filters = tuple(request.topic_filter for request in inbox.requests)
+                if inbox.subscribed and filters == item.suspect.filters:
+                    self._router.remove(inbox)
+                    inbox.finish(item.error)
 
     def finish(self, error: MQTTError | None) -> None:
         """The client is done for good: end every subscription."""

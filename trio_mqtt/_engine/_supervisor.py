@@ -41,6 +41,7 @@ from .._io._contract import LinkListener
 from .._io._link import Link
 from .._sansio._codec import MAX_PACKET_SIZE
 from .._sansio._packets import ConnAck, Connect
+from .._sansio._poison import Poison, Strikes, poison_error
 from .._sansio._session import SessionState
 from .._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
 
@@ -60,8 +61,10 @@ class SupervisorListener(LinkListener, Protocol):
     async def link_up(self, link: Link, connack: ConnAck) -> None:
         """``link``'s tasks run (called in a task of the link's)."""
 
-    def link_down(self, error: MQTTError | None) -> None:
-        """The link ended (``error``: why, ``None`` when the application closed it)."""
+    def link_down(self, error: MQTTError | None, poison: Sequence[Poison]) -> None:
+        """The link ended (``error``: why, ``None`` when the application closed it).
+        ``poison``: the requests given up on, each with the error it fails with (a publish
+        flow has left the session already)."""
 
     def state_changed(self, state: ClientState, change: StateChange | None) -> None:
         """The client's state changed."""
@@ -110,6 +113,7 @@ class Supervisor:
         "session",
         "settings",
         "started",
+        "strikes",
     )
 
     def __init__(
@@ -130,6 +134,7 @@ class Supervisor:
         self.endpoint = settings.endpoints[0]
         self.reconnects = 0
         self.started = False  # the first connection is up and restored
+        self.strikes = Strikes()  # poison requests: see _sansio._poison
         self._index = 0
         self._redirects = 0
         self._random = rng.random if rng is not None else random.random
@@ -346,10 +351,29 @@ class Supervisor:
             failure = exc
         error = failure or link.failure
         await link.close()  # the socket of a failed link too
-        self.listener.link_down(error)
+        self.listener.link_down(error, self._poison(link, error))
         if error is None and not self._closing:
             error = ConnectionLostError("the connection ended")
         return error
+
+    def _poison(self, link: Link, error: MQTTError | None) -> list[Poison]:
+        """Count the link's end against its suspects; give up on the poison ones (a publish
+        flow leaves the session: it is not resent), each with the error it fails with."""
+        suspects = link.suspects
+        if suspects is None or error is None:
+            self.strikes.clear()
+            return []
+        poison = []
+        for suspect in self.strikes.ended(suspects):
+            log.warning(
+                "giving up on %s (packet id %d): the broker ended the connection each time "
+                "it was sent",
+                suspect.kind, suspect.packet_id,
+            )  # fmt: skip
+            if suspect.kind == "PUBLISH" and suspect.packet_id in self.session.outbound:
+                self.session.finish_outbound(suspect.packet_id)
+            poison.append(Poison(suspect, poison_error(suspect, error)))
+        return poison
 
     async def close(self) -> None:
         """Disconnect cleanly (if connected) and stop reconnecting. Shielded and bounded.

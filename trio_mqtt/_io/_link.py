@@ -41,6 +41,7 @@ from .._sansio._events import (
     ReauthenticationCompleted,
 )
 from .._sansio._packets import ConnAck, Connect, Publish, SubscriptionRequest
+from .._sansio._poison import Suspect, ended_by_broker
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from .._sansio._session import SessionState
 from ._contract import LinkListener, as_mqtt_error, lost
@@ -74,7 +75,9 @@ class Link:
         "_sender",
         "_stopped",
         "_stream",
+        "_suspects",
         "_taking_work",
+        "_timed_out",
     )
 
     def __init__(
@@ -107,6 +110,8 @@ class Link:
         self._sender = Sender(self._stream, owner=self, before_send=before_send)
         self._early: list[Event] = []
         self._failure: MQTTError | None = None
+        self._suspects: list[Suspect] | None = None  # see the suspects property
+        self._timed_out = False  # the broker did not answer PINGREQ in time
         self._ended = False  # the tasks are stopping (failure or close)
         self._taking_work = True  # until the link fails or flushes a last DISCONNECT
         self._closing = False
@@ -202,6 +207,8 @@ class Link:
         self._sender.detach()
         if self._failure is None and not self._closing:
             self._failure = error
+            if ended_by_broker(error, timed_out=self._timed_out):
+                self._suspects = self._conn.suspects()
             log.debug("link failed: %s", error)
         self._sender.wake_all()  # drain() callers see the failure
         if self._reauthenticated is not None:
@@ -212,6 +219,13 @@ class Link:
     def failure(self) -> MQTTError | None:
         """Why the link ended, once it has."""
         return self._failure
+
+    @property
+    def suspects(self) -> list[Suspect] | None:
+        """Once the link failed: the requests that may have made the broker end it (see
+        :mod:`trio_mqtt._sansio._poison`); ``None`` if the broker did not end it, or not in a
+        way a request can cause (a keep-alive timeout, a session taken over)."""
+        return self._suspects
 
     async def _reader(self) -> None:
         conn = self._conn
@@ -353,6 +367,7 @@ class Link:
             now=trio.current_time(), reading=not self._delivering
         ):
             if isinstance(event, KeepAliveExpired):
+                self._timed_out = True
                 raise lost(
                     f"the broker did not answer PINGREQ within {conn.keep_alive / 2:g}s (keep alive {conn.keep_alive:g}s)"
                 )

@@ -57,6 +57,7 @@ from ._packets import (
     SubscriptionRequest,
     UnsubAck,
 )
+from ._poison import Suspect
 from ._properties import EMPTY_PROPERTIES, Properties
 from ._requests import Requests
 from ._session import SessionState
@@ -261,6 +262,30 @@ class MQTTConnection:
                 )
             )
         self.state = ConnectionState.CLOSED
+
+    def suspects(self) -> list[Suspect]:
+        """The requests that may have made the broker end this connection (see
+        :mod:`._poison`): the one its offending acknowledgement named, else the oldest
+        unacknowledged publish flow sent on it and the oldest SUBSCRIBE/UNSUBSCRIBE in flight.
+        Asked before :meth:`connection_lost`, which forgets the requests."""
+        requests = self._requests
+        blamed = self._outbound.blamed
+        if blamed is not None:
+            return [Suspect("PUBLISH", blamed, named=True)]
+        if requests.blamed is not None:
+            described = requests.describe(requests.blamed)
+            if described is not None:
+                kind, filters = described
+                return [Suspect(kind, requests.blamed, filters, named=True)]
+        suspects = []
+        flow = self._outbound.oldest_sent()
+        if flow is not None:
+            suspects.append(Suspect("PUBLISH", flow))
+        oldest = requests.oldest()
+        if oldest is not None:
+            packet_id, kind, filters = oldest
+            suspects.append(Suspect(kind, packet_id, filters))
+        return suspects
 
     def connection_lost(self) -> None:
         """The network connection is gone (or closed): the machine is CLOSED, and the

@@ -39,6 +39,7 @@ class OutboundFlows:
         "_resend_dup",
         "_session",
         "_v5",
+        "blamed",
         "inflight",
         "limit",
     )
@@ -52,6 +53,8 @@ class OutboundFlows:
         # the session's flows still to be (re)sent once the quota allows, in order
         self._backlog: deque[int] = _NO_BACKLOG
         self._resend_dup = True
+        #: the flow an acknowledgement that broke the protocol named (see _poison)
+        self.blamed: int | None = None
 
     @property
     def quota_available(self) -> bool:
@@ -62,6 +65,25 @@ class OutboundFlows:
     def resending(self) -> bool:
         """Whether resends wait for quota or for the buffer to drain."""
         return bool(self._backlog)
+
+    def oldest_sent(self) -> int | None:
+        """The packet id of the oldest flow sent on this connection and not yet acknowledged."""
+        outbound = self._session.outbound
+        if not outbound:
+            return None
+        packet_id = next(iter(outbound))
+        return None if packet_id in self._backlog else packet_id
+
+    def _unexpected(
+        self, what: str, packet_id: int, expected: str
+    ) -> RemoteProtocolError:
+        """The protocol error for an acknowledgement of the wrong kind; when it names a flow
+        of ours (RabbitMQ's PUBACK to a QoS 2 PUBLISH), that flow is :attr:`blamed`."""
+        if packet_id in self._session.outbound:
+            self.blamed = packet_id
+        return RemoteProtocolError(
+            f"{what} for packet id {packet_id}, which has no {expected} in flight"
+        )
 
     def publish(
         self,
@@ -155,9 +177,7 @@ class OutboundFlows:
     def on_puback(self, packet: PubAck) -> list[Event]:
         stored = self._session.outbound.get(packet.packet_id)
         if not (isinstance(stored, Publish) and stored.qos == 1):
-            raise RemoteProtocolError(
-                f"PUBACK for packet id {packet.packet_id}, which has no QoS 1 PUBLISH in flight"
-            )
+            raise self._unexpected("PUBACK", packet.packet_id, "QoS 1 PUBLISH")
         self._finish(packet.packet_id)
         return [
             PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)
@@ -170,9 +190,7 @@ class OutboundFlows:
             self._out.send(stored)  # a repeated PUBREC: answer with PUBREL again
             return []
         if not (isinstance(stored, Publish) and stored.qos == 2):
-            raise RemoteProtocolError(
-                f"PUBREC for packet id {packet_id}, which has no QoS 2 PUBLISH in flight"
-            )
+            raise self._unexpected("PUBREC", packet_id, "QoS 2 PUBLISH")
         if packet.reason_code.is_failure:
             self._finish(
                 packet_id
@@ -188,9 +206,7 @@ class OutboundFlows:
 
     def on_pubcomp(self, packet: PubComp) -> list[Event]:
         if not isinstance(self._session.outbound.get(packet.packet_id), PubRel):
-            raise RemoteProtocolError(
-                f"PUBCOMP for packet id {packet.packet_id}, which has no PUBREL in flight"
-            )
+            raise self._unexpected("PUBCOMP", packet.packet_id, "PUBREL")
         self._finish(packet.packet_id)
         return [
             PublishAcknowledged(packet.packet_id, packet.reason_code, packet.properties)

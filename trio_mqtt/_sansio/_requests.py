@@ -17,16 +17,30 @@ from ._packets import SubAck, Subscribe, SubscriptionRequest, UnsubAck, Unsubscr
 from ._properties import Properties
 from ._session import SessionState
 
+_ANSWERS = {"SUBACK": "SUBSCRIBE", "UNSUBACK": "UNSUBSCRIBE"}
+
 
 class Requests:
-    """SUBSCRIBE/UNSUBSCRIBE in flight on one connection: packet id -> number of filters."""
+    """SUBSCRIBE/UNSUBSCRIBE in flight on one connection: packet id -> (kind, filters)."""
 
-    __slots__ = ("_in_flight", "_out", "_session")
+    __slots__ = ("_in_flight", "_out", "_session", "blamed")
 
     def __init__(self, session: SessionState, out: Outgoing) -> None:
         self._session = session
         self._out = out
-        self._in_flight: dict[int, int] = {}
+        self._in_flight: dict[int, tuple[str, tuple[str, ...]]] = {}
+        #: the request an acknowledgement that broke the protocol answered (see _poison)
+        self.blamed: int | None = None
+
+    def oldest(self) -> tuple[int, str, tuple[str, ...]] | None:
+        """The oldest request in flight: packet id, kind and topic filters."""
+        for packet_id, (kind, filters) in self._in_flight.items():
+            return packet_id, kind, filters
+        return None
+
+    def describe(self, packet_id: int) -> tuple[str, tuple[str, ...]] | None:
+        """The kind and topic filters of request ``packet_id``, if it is in flight."""
+        return self._in_flight.get(packet_id)
 
     def subscribe(
         self, requests: Sequence[SubscriptionRequest], properties: Properties
@@ -38,7 +52,10 @@ class Requests:
                 packet_id=pid, subscriptions=tuple(requests), properties=properties
             ),
         )
-        self._in_flight[packet_id] = len(requests)
+        self._in_flight[packet_id] = (
+            "SUBSCRIBE",
+            tuple(request.topic_filter for request in requests),
+        )
         return packet_id
 
     def unsubscribe(self, topic_filters: Sequence[str], properties: Properties) -> int:
@@ -49,7 +66,7 @@ class Requests:
                 packet_id=pid, topic_filters=tuple(topic_filters), properties=properties
             ),
         )
-        self._in_flight[packet_id] = len(topic_filters)
+        self._in_flight[packet_id] = ("UNSUBSCRIBE", tuple(topic_filters))
         return packet_id
 
     def on_suback(self, packet: SubAck) -> list[Event]:
@@ -71,20 +88,26 @@ class Requests:
 
     def _answered(self, packet_id: int, what: str, count: int | None) -> None:
         ids = self._session.packet_ids
-        expected = self._in_flight.pop(packet_id, None)
+        request = self._in_flight.get(packet_id)
         if (
-            expected is None
+            request is None
             or not ids.in_use(packet_id)
             or packet_id in self._session.outbound
+            or request[0] != _ANSWERS[what]
         ):
+            if request is not None:
+                self.blamed = packet_id
             raise RemoteProtocolError(
-                f"{what} for packet id {packet_id}, which has no request in flight"
+                f"{what} for packet id {packet_id}, which has no {_ANSWERS[what]} in flight"
             )
+        expected = len(request[1])
         if count is not None and count != expected:
             # one reason code per topic filter: [MQTT-3.9.3-1], [MQTT-3.11.3-1]
+            self.blamed = packet_id
             raise RemoteProtocolError(
                 f"{what} carries {count} reason codes for {expected} topic filters"
             )
+        del self._in_flight[packet_id]
         ids.release(packet_id)
 
     def lost(self) -> None:

@@ -1,0 +1,56 @@
+"""Brokers other than Mosquitto, where they behave in ways the client must survive
+(../shared/BROKERS.md): here nats-server, which refuses QoS 2 by closing the connection and
+answers an MQTT 5 CONNECT with a 3.1.1 CONNACK."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import trio_mqtt
+from tests.nats import NatsServer
+from trio_mqtt import ConnectRefusedError, ProtocolVersion, PublishError, ReasonCode
+
+POLICY = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=0.5)
+
+
+async def test_a_v5_connect_to_nats_is_refused_as_unsupported_protocol(
+    nats: NatsServer,
+) -> None:
+    """nats-server answers MQTT 5 with the 3.1.1 CONNACK `20 02 00 01`: the client reports
+    UNSUPPORTED_PROTOCOL_VERSION (0x84), so the application can fall back to 3.1.1."""
+    with trio.fail_after(10), pytest.raises(ConnectRefusedError) as caught:
+        async with trio_mqtt.open_client(nats.url, client_id="v5-to-nats"):
+            pass
+    assert caught.value.reason_code is ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+    async with trio_mqtt.open_client(
+        nats.url, client_id="v5-to-nats", protocol=ProtocolVersion.V311
+    ) as client:
+        await client.publish("fallback/works", b"1", qos=1)
+
+
+async def test_a_qos2_publish_nats_closes_on_fails_and_the_client_goes_on(
+    nats: NatsServer,
+) -> None:
+    """nats-server closes the connection on each QoS 2 PUBLISH. The session resent it after
+    every reconnect, forever; now, after STRIKES (3) connections it ended with that PUBLISH
+    the oldest unanswered, publish() raises PublishError, and the next publish on the same
+    client is acknowledged."""
+    async with (
+        trio_mqtt.open_client(
+            nats.url,
+            client_id="poisoned",
+            protocol=ProtocolVersion.V311,
+            reconnect=POLICY,
+        ) as client,
+        client.subscribe("poison/check", qos=1) as messages,
+    ):
+        with trio.fail_after(20), pytest.raises(PublishError) as caught:
+            await client.publish("poison/check", b"two", qos=2)
+        assert "each time this PUBLISH was sent" in str(caught.value)
+        assert isinstance(caught.value.__cause__, trio_mqtt.ConnectionLostError)
+        assert client.reconnects == 2  # three connections in all
+        with trio.fail_after(20):
+            await client.publish("poison/check", b"one", qos=1)
+            message = await messages.receive()
+        assert message.payload == b"one"
