@@ -72,11 +72,18 @@ class MQTTClient(metaclass=NoPublicConstructor):
         return self._supervisor.reconnects
 
     def watch_state(self) -> StateWatcher:
-        """The state changes from now on, as an async iterator; use as a ``with`` block::
+        """The state changes, as an async iterator; use as a ``with`` block::
 
         with client.watch_state() as changes:
             async for change in changes:  # Connected, Disconnected, Reconnecting
                 print(change)
+
+        The first change is the latest one before the call, so it tells where the client is
+        now (for a client just opened, the :class:`Connected` of its first connection); then
+        come the changes from now on, in order. Iteration ends when the client closes.
+
+        Returns:
+            A :class:`StateWatcher`, to be used as a ``with`` block.
         """
         return self._core.status.watch()
 

@@ -102,16 +102,20 @@ class _Feed:
 class StateBroadcast:
     """The client's state, and its changes told to every live :class:`StateWatcher`."""
 
-    __slots__ = ("_feeds", "state")
+    __slots__ = ("_feeds", "last", "state")
 
     def __init__(self) -> None:
         self.state = ClientState.CONNECTING
+        self.last: StateChange | None = None  # the latest change: a new watcher's first
         # a list once someone watches (most clients never do: no list per client until then)
         self._feeds: list[_Feed] | tuple[()] = ()
 
     def watch(self) -> StateWatcher:
-        """A new watcher, of the changes from now on."""
+        """A new watcher: the latest change (where the client is now), then the changes from
+        now on."""
         feed = _Feed()
+        if self.last is not None:
+            feed.push(self.last)
         if self.state is ClientState.CLOSED:
             feed.end()
         elif isinstance(self._feeds, list):
@@ -128,6 +132,7 @@ class StateBroadcast:
         """The client is now in ``state``; tell the watchers ``change``, if any."""
         self.state = state
         if change is not None:
+            self.last = change
             for feed in self._feeds:
                 feed.push(change)
 
@@ -142,7 +147,9 @@ class StateBroadcast:
 class StateWatcher(metaclass=NoPublicConstructor):
     """The connection's state changes, in order, as an async iterator.
 
-    Get one from :meth:`MQTTClient.watch_state`. It keeps the newest 256 changes if the
+    Get one from :meth:`MQTTClient.watch_state`. The first change it yields is the latest one
+    before it was made, which tells where the client is now (a watcher started late is not
+    blind): usually :class:`Connected`. It keeps the newest 256 changes if the
     application falls behind (older ones are dropped; :attr:`dropped` counts them). Iteration ends
     when the client closes.
     """

@@ -54,6 +54,7 @@ async def test_reconnects_after_a_cut_and_reports_each_state(
             client.subscribe(topic, qos=1) as messages,
         ):
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 await client.publish(topic, b"before", qos=1)
                 assert (await messages.receive()).payload == b"before"
                 assert proxy.cut() == 1
@@ -68,6 +69,29 @@ async def test_reconnects_after_a_cut_and_reports_each_state(
             assert not back.session_present
             await client.publish(topic, b"after", qos=1)
             assert (await messages.receive()).payload == b"after"
+
+
+async def test_a_watcher_started_late_sees_where_the_client_is(
+    mosquitto: Mosquitto,
+) -> None:
+    """watch_state() yields the latest change first: a watcher made after a reconnect starts
+    with that reconnect's Connected, not with nothing until the next change. (Before, a late
+    watcher saw nothing until the connection next changed.)"""
+    with trio.fail_after(10):
+        async with (
+            open_proxy(mosquitto.port) as proxy,
+            trio_mqtt.open_client(proxy.url, reconnect=FAST) as client,
+        ):
+            with client.watch_state() as early:
+                first = await anext(early)
+                assert isinstance(first, Connected)
+                assert first.endpoint == client.endpoint
+                assert proxy.cut() == 1
+                back = await next_change(early, Connected)
+            with client.watch_state() as late:
+                current = await anext(late)
+            assert current is back  # the reconnect, not the first connection
+            assert client.reconnects == 1
 
 
 @asynccontextmanager
@@ -95,6 +119,7 @@ async def test_black_hole_is_detected_by_keepalive_then_reconnected(
             client.subscribe(topic, qos=1) as messages,
         ):
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 proxy.blackhole(up=True, down=True)  # sockets stay open, bytes vanish
                 lost = await next_change(changes, Disconnected)
                 assert isinstance(lost, Disconnected)
@@ -128,6 +153,7 @@ async def test_black_hole_is_detected_while_the_application_keeps_publishing(
                     await trio.sleep(0.05)
 
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 publishers.start_soon(publish_steadily)
                 proxy.blackhole(up=True, down=True)
                 holed = trio.current_time()
@@ -157,6 +183,7 @@ async def test_publishes_wait_offline_and_go_out_in_call_order(
             ) as client,
         ):
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 proxy.refuse()
                 proxy.cut()
                 await next_change(changes, Disconnected)
@@ -190,6 +217,7 @@ async def test_offline_queue_full_and_offline_timeout(mosquitto: Mosquitto) -> N
             ) as client,
         ):
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 proxy.refuse()
                 proxy.cut()
                 await next_change(changes, Disconnected)
@@ -225,6 +253,7 @@ async def test_the_offline_queue_is_bounded_in_bytes_too(mosquitto: Mosquitto) -
             ) as client,
         ):
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 proxy.refuse()
                 proxy.cut()
                 await next_change(changes, Disconnected)
@@ -336,6 +365,7 @@ async def test_unacknowledged_publish_is_resent_on_resume(
                 if qos == 1:  # Mosquitto forwards QoS 2 only on PUBREL
                     assert (await messages.receive()).payload == b"once"
                 with client.watch_state() as changes:
+                    await anext(changes)  # where the client is now (Connected)
                     proxy.blackhole()
                     proxy.cut()
                     back = await next_change(changes, Connected)
@@ -374,6 +404,7 @@ async def publish_while_cut(
         subscriber.subscribe(topic, qos=qos) as messages,
     ):  # fmt: skip
         with subscriber.watch_state() as changes:
+            await anext(changes)  # where the client is now (Connected)
             proxy.refuse()
             proxy.cut()
             await next_change(changes, Disconnected)
@@ -423,6 +454,7 @@ async def test_redelivery_of_a_message_the_application_holds_is_not_handed_over_
             await publisher.publish(topic, b"1", qos=1)
             first = await messages.receive()
             with subscriber.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 proxy.cut()
                 await next_change(changes, Connected)
             await publisher.publish(topic, b"2", qos=1)
@@ -455,6 +487,7 @@ async def test_manual_ack(mosquitto: Mosquitto, version: ProtocolVersion) -> Non
                 # a barrier: this PUBACK comes back after the broker has read the one for "0"
                 await app.publish(unique("barrier"), b"", qos=1)
                 with app.watch_state() as changes:
+                    await anext(changes)  # where the client is now (Connected)
                     proxy.cut()
                     await next_change(changes, Connected)
                 got[1].ack()  # acknowledged on the resumed connection
@@ -525,6 +558,7 @@ async def test_server_reference_is_followed(
             trio_mqtt.open_client(url, reconnect=FAST) as client,
         ):  # fmt: skip
             with client.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 # after_connect: SUBSCRIBE is answered by DISCONNECT; asked again at Mosquitto
                 async with client.subscribe(topic, qos=1) as messages:
                     if after_connect:

@@ -125,6 +125,7 @@ async def test_unix_socket_round_trip_and_resumption(
             subscriber.subscribe(topic, qos=1) as messages,
         ):  # fmt: skip
             with subscriber.watch_state() as changes:
+                await anext(changes)  # where the client is now (Connected)
                 await trio.to_thread.run_sync(mosquitto_unix.restart)
                 back = await next_change(changes, Connected)
             assert isinstance(back, Connected)
