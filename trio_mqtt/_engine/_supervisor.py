@@ -263,8 +263,10 @@ class Supervisor:
             if self.started:
                 self.reconnects += 1
             log.info(
-                "connected to %s (session present: %s)",
+                "connected to %s (session present: %s%s)",
                 endpoint, connack.session_present,
+                f"; resending {len(self.session.outbound)} unacknowledged"
+                if self.session.outbound else "",
             )  # fmt: skip
             error = await self._run_link(link, connack, task_status)
             if error is None:

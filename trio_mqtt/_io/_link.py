@@ -48,8 +48,9 @@ from ._contract import LinkListener, as_mqtt_error, lost
 from ._handshake import AuthExchange, handshake
 from ._sender import Sender
 from ._stream import TRANSPORT_ERRORS, ByteStream, wrap_stream
+from ._trace import traced
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trio_mqtt")
 
 #: Seconds :meth:`Link.close` spends at most on sending the DISCONNECT (and what precedes it).
 CLOSE_GRACE = 1.0
@@ -94,7 +95,7 @@ class Link:
     ) -> None:
         # Over a plain socket (POSIX) the tasks that queue packets send them themselves when
         # the writer is idle (see flush()), and the reader reads the socket directly.
-        self._stream: ByteStream = wrap_stream(stream)
+        self._stream: ByteStream = traced(wrap_stream(stream), version)
         self._listener = listener
         # the reader waits to deliver (outside its keep-alive scope)
         self._delivering = False
