@@ -148,7 +148,10 @@ class MQTTClient(metaclass=NoPublicConstructor):
         reserved until the broker completes the flow, so the session is never corrupted.
 
         Raises:
-            PublishError: the broker answered with a failure reason code (0x80 or above).
+            PublishError: the broker answered with a failure reason code (0x80 or above), or
+                ended the connection each time this message was sent (a "poison" request:
+                see docs/errors.md; ``__cause__`` is how the last connection ended).
+            trio.ClosedResourceError: the client is closed.
             NotConnectedError: offline, and the offline queue is full or ``offline_timeout``
                 passed.
             ConnectionLostError: the connection ended and the client is not reconnecting.
@@ -229,7 +232,11 @@ class MQTTClient(metaclass=NoPublicConstructor):
             ValueError: at the call: an invalid topic filter, QoS or option (``no_local`` on a
                 shared subscription, [MQTT-3.8.3-4]).
             SubscribeError: on entering: SUBACK refused at least one filter
-                (``reason_codes`` says which).
+                (``reason_codes`` says which), the broker's CONNACK said it does not support
+                one (0x9E shared, 0xA2 wildcards; nothing is sent), or the broker ended the
+                connection each time the SUBSCRIBE was sent (poison). Also from the
+                iteration, when the renewal after a reconnect without the session fails so.
+            trio.ClosedResourceError: the client is closed.
         """
         if not topic_filters:
             raise ValueError("subscribe() needs at least one topic filter")

@@ -13,8 +13,8 @@
     ├── ConnectionLostError         an established connection ended
     ├── NotConnectedError           offline, and the offline queue is full or its timeout passed
     └── NegativeAckError            the broker answered an operation with a failure reason code
-        ├── PublishError            PUBACK / PUBREC >= 0x80
-        ├── SubscribeError          SUBACK with a failure code for at least one filter
+        ├── PublishError            PUBACK / PUBREC >= 0x80, or a poison publish (docs/errors.md)
+        ├── SubscribeError          SUBACK with a failure code for at least one filter, or poison
         └── UnsubscribeError        UNSUBACK >= 0x80
 
 Argument validation raises :class:`ValueError` or :class:`TypeError`, never an :class:`MQTTError`.
@@ -201,13 +201,17 @@ class NegativeAckError(MQTTError):
 
 
 class PublishError(NegativeAckError):
-    """Raised when PUBACK or PUBREC carries a failure reason code."""
+    """Raised when PUBACK or PUBREC carries a failure reason code, or when the broker ended
+    the connection each time the message was sent (a poison request; ``__cause__`` is how
+    the last connection ended, and ``reason_code`` its reason code, 0x80 if it had none)."""
 
     operation = "publish"
 
 
 class SubscribeError(NegativeAckError):
-    """Raised when SUBACK refuses at least one of the requested filters.
+    """Raised when SUBACK refuses at least one of the requested filters, when the broker's
+    CONNACK said it does not support one (nothing is sent), or when the broker ended the
+    connection each time the SUBSCRIBE was sent (a poison request, as for PublishError).
 
     Attributes:
         reason_codes: one reason code per filter, in request order (a partial failure is an error).

@@ -114,11 +114,12 @@ class StateBroadcast:
         """A new watcher: the latest change (where the client is now), then the changes from
         now on."""
         feed = _Feed()
+        if self.state is ClientState.CLOSED:
+            feed.end()  # nothing to tell: its iteration ends at once
+            return StateWatcher._create(feed, self._detach)
         if self.last is not None:
             feed.push(self.last)
-        if self.state is ClientState.CLOSED:
-            feed.end()
-        elif isinstance(self._feeds, list):
+        if isinstance(self._feeds, list):
             self._feeds.append(feed)
         else:
             self._feeds = [feed]

@@ -402,3 +402,31 @@ async def test_a_shared_subscription_to_ejabberd_fails_at_once(
             await client.publish(
                 unique("still"), b"up", qos=1
             )  # the connection goes on
+
+
+async def test_using_a_closed_client_raises_closed_resource_error(
+    mosquitto: Mosquitto,
+) -> None:
+    """The Trio convention: after its block, every operation of the client (and of a
+    subscription left) raises trio.ClosedResourceError, at once; a state watcher just ends."""
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(mosquitto.url) as client:
+            async with client.subscribe(unique("closed")) as messages:
+                pass
+            with pytest.raises(trio.ClosedResourceError):
+                await messages.receive()
+        calls: list[Callable[[], object]] = [
+            lambda: client.publish("t", b"x"),
+            lambda: client.publish("t", b"x", qos=1),
+            lambda: client.unsubscribe("t"),
+            client.wait_connected,
+            client.reauthenticate,
+        ]
+        for call in calls:
+            with pytest.raises(trio.ClosedResourceError):
+                await call()  # type: ignore[misc]
+        with pytest.raises(trio.ClosedResourceError):
+            async with client.subscribe("t"):
+                pass
+        with client.watch_state() as changes:
+            assert [change async for change in changes] == []

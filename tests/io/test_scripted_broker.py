@@ -519,3 +519,40 @@ async def test_an_unsubscribe_the_broker_never_answers_is_reported(
             assert 5 <= waited < 6  # bounded, not forever
     assert [type(p) for p in got] == [Unsubscribe, Disconnect]
     assert any("no UNSUBACK" in r.getMessage() for r in caplog.records)
+
+
+async def test_no_subscription_identifiers_to_a_broker_without_them(
+    broker: ScriptedBroker,
+) -> None:
+    """CONNACK said Subscription Identifiers Available = 0 (section 3.2.2.3.12): no SUBSCRIBE
+    carries one (the broker would answer with DISCONNECT 0xA1), and overlapping subscriptions
+    are still told apart, by matching the topic locally."""
+    subscribes: list[Subscribe] = []
+
+    async def script() -> None:
+        await _accept(broker, wire.connack(properties=wire.props(b"\x29\x00")))
+        for _ in range(2):
+            subscribe = await broker.expect(Subscribe)
+            assert isinstance(subscribe, Subscribe)
+            subscribes.append(subscribe)
+            await broker.send(wire.suback(subscribe.packet_id, 0))
+        await broker.send(wire.publish("a/b", b"both"))
+        await broker.send(wire.publish("a/c", b"wide only"))
+        while (packet := await broker.receive()) is not None:
+            if isinstance(packet, Unsubscribe):
+                await broker.send(wire.unsuback(packet.packet_id, 0))
+
+    with trio.fail_after(5):
+        async with (
+            scripted_client(broker, script) as client,
+            client.subscribe("a/+") as wide,
+            client.subscribe("a/b") as narrow,
+        ):
+            assert (await wide.receive()).payload == b"both"
+            assert (await wide.receive()).payload == b"wide only"
+            assert (await narrow.receive()).payload == b"both"
+            with pytest.raises(trio.WouldBlock):
+                narrow.receive_nowait()
+    assert len(subscribes) == 2
+    for subscribe in subscribes:
+        assert subscribe.properties.subscription_identifiers == ()
