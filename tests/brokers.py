@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 
@@ -51,6 +52,36 @@ def wait_listening(
             time.sleep(
                 0.01
             )  # polling the listener: a broker has no other readiness signal
+
+
+def launch(
+    name: str,
+    argv: Sequence[str],
+    log: Path,
+    addresses: Sequence[int | str],
+    timeout: float,
+) -> subprocess.Popen[bytes]:
+    """Start a broker (output appended to ``log``) and wait until it listens on every
+    address (see :func:`wait_listening`); stop it again if it does not."""
+    with open(log, "ab") as output:
+        process = subprocess.Popen(list(argv), stdout=output, stderr=output)
+    try:
+        wait_listening(name, process, addresses, timeout, log.read_text)
+    except RuntimeError:
+        terminate(process)
+        raise
+    return process
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a broker process: SIGTERM, then SIGKILL if it is not gone within 5 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Startable(Protocol):

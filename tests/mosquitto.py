@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from tests.brokers import free_port, started, wait_listening
+from tests.brokers import free_port, launch, started, terminate
 
 BINARY = shutil.which("mosquitto") or next(
     (
@@ -56,28 +56,15 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> None:
         assert BINARY is not None, "mosquitto is not installed"
         self.log = self.workdir / "mosquitto.log"
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [BINARY, "-c", str(self.config)], stdout=log, stderr=log
-            )
         addresses: list[int | str] = [p for p in (self.port, self.tls_port) if p]
         if self.unix_socket is not None:
             addresses.append(str(self.unix_socket))
-        log = self.log
-        try:
-            wait_listening("mosquitto", self.process, addresses, timeout, log.read_text)
-        except RuntimeError:
-            self.stop()
-            raise
+        self.process = launch(
+            "mosquitto", [BINARY, "-c", str(self.config)], self.log, addresses, timeout
+        )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def kill(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 
-from tests.brokers import free_port, started, wait_listening
+from tests.brokers import free_port, launch, started, terminate
 
 BINARY = shutil.which("nats-server") or next(
     (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.path.exists(p)),
@@ -51,26 +51,12 @@ class NatsServer:
             f'jetstream {{ store_dir: "{self.workdir / "store"}" }}\n'
             f"mqtt {{ listen: 127.0.0.1:{self.port} }}\n"
         )
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [BINARY, "-c", str(config)], stdout=log, stderr=log
-            )
-        try:
-            wait_listening(
-                "nats-server", self.process, [self.port], timeout, self.log.read_text
-            )
-        except RuntimeError:
-            self.stop()
-            raise
+        self.process = launch(
+            "nats-server", [BINARY, "-c", str(config)], self.log, [self.port], timeout
+        )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
 
