@@ -42,6 +42,11 @@ from ._exceptions import (
 )
 from ._message import Message as Message, PublishResult as PublishResult
 from ._open import open_client as open_client
+from ._pipeline import (
+    Pipeline as Pipeline,
+    PipelineError as PipelineError,
+    PublishFailure as PublishFailure,
+)
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
 from ._status import (
@@ -49,6 +54,7 @@ from ._status import (
     Connected as Connected,
     Disconnected as Disconnected,
     Reconnecting as Reconnecting,
+    ServerInfo as ServerInfo,
     StateChange as StateChange,
     StateWatcher as StateWatcher,
 )
@@ -69,7 +75,8 @@ __all__ = [
     "ConnectError", "ConnectRefusedError", "ConnectionLostError", "LocalProtocolError",
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",
-    "RetainHandling", "SubscribeError", "UnsubscribeError", "Will",
+    "RetainHandling", "SubscribeError", "UnsubscribeError", "Will", "Pipeline", "PipelineError",
+    "PublishFailure", "ServerInfo",
     "__version__", "topic_matches",
 ]  # fmt: skip
 

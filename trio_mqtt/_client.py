@@ -4,9 +4,8 @@ work to the engine (:class:`ClientCore` and its parts), which owns the client's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, final
+from typing import final
 
-import attrs
 import trio
 
 from ._config import Endpoint
@@ -18,9 +17,11 @@ from ._engine._supervisor import Supervisor
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, RetainHandling
 from ._exceptions import NotConnectedError
 from ._message import PublishResult
+from ._options import check_qos, publish_properties
+from ._pipeline import Pipeline
 from ._sansio._packets import SubscriptionRequest, payload_bytes
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
-from ._status import ClientState, StateWatcher
+from ._status import ClientState, ServerInfo, StateWatcher, server_info
 from ._subscription import Subscription
 from ._topics import validate_topic_filter
 
@@ -54,7 +55,17 @@ class MQTTClient(metaclass=NoPublicConstructor):
     @property
     def session_present(self) -> bool:
         """Whether the broker resumed an existing session at the latest connect."""
-        return self._core.session_present
+        accepted = self._core.accepted
+        return accepted is not None and accepted[1].session_present
+
+    @property
+    def server(self) -> ServerInfo:
+        """What the broker's CONNACK said at the latest connection (renewed at every
+        reconnect): its limits, what it supports, the client id it assigned, its Response
+        Information, Server Reference, Reason String and User Properties."""
+        accepted = self._core.accepted
+        assert accepted is not None  # a client exists only once connected
+        return server_info(*accepted)
 
     @property
     def protocol(self) -> ProtocolVersion:
@@ -160,27 +171,27 @@ class MQTTClient(metaclass=NoPublicConstructor):
             ValueError: an invalid topic name or QoS.
             TypeError: a payload that is not bytes, bytearray, memoryview or str.
         """
-        _check_qos(qos)
+        check_qos(qos)
         data = payload if type(payload) is bytes else payload_bytes(payload)
         if (
-            content_type is not None
-            or payload_format_indicator is not None
-            or message_expiry_interval is not None
-            or response_topic is not None
-            or correlation_data is not None
+            properties is not None
+            or content_type is not None
             or user_properties
+            or (
+                payload_format_indicator is not None
+                or message_expiry_interval is not None
+                or response_topic is not None
+                or correlation_data is not None
+            )
         ):
-            changes = _drop_none(
-                content_type=content_type,
+            properties = publish_properties(
+                self.protocol, properties, content_type=content_type,
                 payload_format_indicator=payload_format_indicator,
                 message_expiry_interval=message_expiry_interval,
-                response_topic=response_topic,
-                correlation_data=correlation_data,
-            )
-            if user_properties:
-                changes["user_properties"] = tuple(user_properties)
-            properties = attrs.evolve(properties or EMPTY_PROPERTIES, **changes)
-        if properties is None or self.protocol is ProtocolVersion.V311:
+                response_topic=response_topic, correlation_data=correlation_data,
+                user_properties=user_properties,
+            )  # fmt: skip
+        else:
             properties = EMPTY_PROPERTIES
         outbox = self._core.outbox
         if not qos and (link := outbox.fast) is not None:
@@ -195,6 +206,46 @@ class MQTTClient(metaclass=NoPublicConstructor):
             return await outbox.backpressure(link, qos0_loss_ok=reconnecting)
         self._core.check_open()
         return await outbox.publish(topic, data, QOS_LEVELS[qos], retain, properties)
+
+    def pipeline(self, *, max_in_flight: int = 1000) -> Pipeline:
+        """Publish fast: many QoS 1/2 messages in flight from one task, with backpressure.
+
+        The way to publish a stream of messages quickly: no task and no waiting per message::
+
+            async with client.pipeline(max_in_flight=1000) as pipe:
+                for reading in readings:
+                    await pipe.publish("sensors/temp", reading, qos=1)
+            # here every message is acknowledged (or PipelineError said which were not)
+
+        ``pipe.publish()`` takes :meth:`publish`'s arguments (``qos`` defaults to 1) and
+        returns once the message is handed to the connection; it waits only while
+        ``max_in_flight`` of the pipeline's messages are unacknowledged. Messages go out in
+        call order, survive reconnects as ``publish()``'s do, and the broker's Receive
+        Maximum still applies (the rest wait, queued, in order).
+
+        Leaving the block normally waits for every acknowledgement and raises
+        :class:`PipelineError`, listing each failed message, if any failed. The first failure
+        also stops the pipeline: the next ``pipe.publish()`` raises it (leaving the block
+        then still waits for the rest, so every failure is reported). Leaving by another
+        exception or a cancellation does not wait: messages still queued are taken back
+        (never sent), the others complete in the session, as a cancelled ``publish()``'s do.
+
+        Args:
+            max_in_flight: how many of the pipeline's messages may be unacknowledged (and so
+                held in memory) at once.
+
+        Returns:
+            A :class:`Pipeline`, to be used as an ``async with`` block.
+
+        Raises:
+            ValueError: ``max_in_flight`` is not at least 1.
+        """
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight!r}")
+        core = self._core
+        return Pipeline._create(
+            core.outbox, self.protocol, core.check_open, self.publish, max_in_flight
+        )
 
     # -- subscribe -------------------------------------------------------------------------------
 
@@ -240,7 +291,7 @@ class MQTTClient(metaclass=NoPublicConstructor):
         """
         if not topic_filters:
             raise ValueError("subscribe() needs at least one topic filter")
-        _check_qos(qos)
+        check_qos(qos)
         qos = QoS(qos)
         retain_handling = RetainHandling(retain_handling)
         v311 = self.protocol is ProtocolVersion.V311
@@ -299,13 +350,3 @@ class MQTTClient(metaclass=NoPublicConstructor):
                 f"{used[0]!r} is used by a live subscription block: leave that block instead"
             )
         await self._core.subscribing.unsubscribe(filters)
-
-
-def _drop_none(**values: object) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _check_qos(qos: object) -> None:
-    """The same words for the same mistake in publish() and subscribe()."""
-    if qos not in (0, 1, 2):
-        raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")

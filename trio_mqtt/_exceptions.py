@@ -12,6 +12,7 @@
     │   └── AuthenticationError     enhanced authentication failed on our side (e.g. a server proof)
     ├── ConnectionLostError         an established connection ended
     ├── NotConnectedError           offline, and the offline queue is full or its timeout passed
+    ├── PipelineError               messages of a pipeline failed (.failures says which)
     └── NegativeAckError            the broker answered an operation with a failure reason code
         ├── PublishError            PUBACK / PUBREC >= 0x80, or a poison publish (docs/errors.md)
         ├── SubscribeError          SUBACK with a failure code for at least one filter, or poison

@@ -1,10 +1,12 @@
-"""open_client()'s arguments turned into validated values: endpoints and the CONNECT packet."""
+"""The public API's arguments turned into validated values: open_client()'s endpoints and
+CONNECT packet, and a publish's QoS and properties."""
 
 from __future__ import annotations
 
 import math
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -104,3 +106,49 @@ def build_connect(
         will=will,
         properties=properties,
     )
+
+
+def check_qos(qos: object) -> None:
+    """The same words for the same mistake in publish(), subscribe() and a pipeline."""
+    if qos not in (0, 1, 2):
+        raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+
+
+def publish_properties(
+    protocol: ProtocolVersion,
+    properties: Properties | None,
+    *,
+    content_type: str | None,
+    payload_format_indicator: int | None,
+    message_expiry_interval: int | None,
+    response_topic: str | None,
+    correlation_data: bytes | None,
+    user_properties: Sequence[tuple[str, str]],
+) -> Properties:
+    """A PUBLISH's properties: ``properties`` with the keyword ones merged in (MQTT 5; 3.1.1
+    has none)."""
+    if protocol is ProtocolVersion.V311:
+        return EMPTY_PROPERTIES
+    if (
+        content_type is not None
+        or payload_format_indicator is not None
+        or message_expiry_interval is not None
+        or response_topic is not None
+        or correlation_data is not None
+        or user_properties
+    ):
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("content_type", content_type),
+                ("payload_format_indicator", payload_format_indicator),
+                ("message_expiry_interval", message_expiry_interval),
+                ("response_topic", response_topic),
+                ("correlation_data", correlation_data),
+            )
+            if value is not None
+        }
+        if user_properties:
+            changes["user_properties"] = tuple(user_properties)
+        return attrs.evolve(properties or EMPTY_PROPERTIES, **changes)
+    return properties or EMPTY_PROPERTIES

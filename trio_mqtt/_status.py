@@ -13,7 +13,11 @@ import trio
 
 from ._config import Endpoint
 from ._construct import NoPublicConstructor
+from ._enums import QoS
 from ._exceptions import MQTTError
+from ._sansio._limits import ServerLimits
+from ._sansio._packets import ConnAck
+from ._sansio._properties import Properties
 
 
 class ClientState(enum.Enum):
@@ -69,6 +73,81 @@ class Reconnecting:
     delay: float
     endpoint: Endpoint
     cause: MQTTError
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ServerInfo:
+    """What the broker's CONNACK said (section 3.2.2.3), for the current or latest
+    connection: :attr:`MQTTClient.server`, renewed at every reconnect. An absent property
+    has the value the spec gives it; MQTT 3.1.1 has no properties, so a 3.1.1 broker shows
+    those defaults.
+
+    Attributes:
+        endpoint: the broker connected to.
+        session_present: whether it resumed the session.
+        assigned_client_identifier: the client id it chose (MQTT 5, when we sent none).
+        server_keep_alive: the keep alive it imposed, in seconds (``None``: ours stands).
+        receive_maximum: how many QoS 1/2 messages it takes unacknowledged from us.
+        maximum_qos: the highest QoS it accepts from us (publishes above it are refused
+            locally with LocalProtocolError 0x9B).
+        retain_available: whether it accepts retained messages (else refused locally, 0x9A).
+        maximum_packet_size: the largest packet it accepts (larger ones refused locally, 0x95).
+        topic_alias_maximum: how many topic aliases it accepts from us.
+        wildcard_subscription_available: whether it accepts wildcards in topic filters.
+        subscription_identifier_available: whether it accepts subscription identifiers
+            (without them the client routes messages to subscriptions by topic).
+        shared_subscription_available: whether it accepts ``$share/...`` filters.
+        response_information: the basis for response topics, if it gave one (asked for with
+            ``open_client(request_response_information=True)``).
+        server_reference: another server to use, if it named one.
+        reason_string: its human-readable note, if any.
+        user_properties: its User Properties, in order.
+        properties: every CONNACK property, as received.
+    """
+
+    endpoint: Endpoint
+    session_present: bool
+    assigned_client_identifier: str | None
+    server_keep_alive: int | None
+    receive_maximum: int
+    maximum_qos: QoS
+    retain_available: bool
+    maximum_packet_size: int
+    topic_alias_maximum: int
+    wildcard_subscription_available: bool
+    subscription_identifier_available: bool
+    shared_subscription_available: bool
+    response_information: str | None
+    server_reference: str | None
+    reason_string: str | None
+    user_properties: tuple[tuple[str, str], ...]
+    properties: Properties
+
+
+def server_info(endpoint: Endpoint, connack: ConnAck) -> ServerInfo:
+    """The :class:`ServerInfo` of an accepted CONNACK from ``endpoint``."""
+    props = connack.properties
+    limits = ServerLimits.from_connack(props)
+    return ServerInfo(
+        endpoint=endpoint,
+        session_present=connack.session_present,
+        assigned_client_identifier=props.assigned_client_identifier,
+        server_keep_alive=limits.server_keep_alive,
+        receive_maximum=limits.receive_maximum,
+        maximum_qos=limits.maximum_qos,
+        retain_available=limits.retain_available,
+        maximum_packet_size=limits.maximum_packet_size,
+        topic_alias_maximum=limits.topic_alias_maximum,
+        wildcard_subscription_available=limits.wildcard_subscription_available,
+        subscription_identifier_available=limits.subscription_identifier_available,
+        shared_subscription_available=limits.shared_subscription_available,
+        response_information=props.response_information,
+        server_reference=props.server_reference,
+        reason_string=props.reason_string,
+        user_properties=props.user_properties,
+        properties=props,
+    )
 
 
 #: What :meth:`MQTTClient.watch_state` yields.

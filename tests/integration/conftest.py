@@ -149,3 +149,24 @@ def ejabberd(ca: trustme.CA) -> Iterator[Ejabberd]:
         certificate=cert.private_key_and_cert_chain_pem.bytes()
     ) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def mosquitto_tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A broker with tight MQTT 5 limits in its CONNACK: Receive Maximum 2, Maximum QoS 1,
+    Retain Available 0, Maximum Packet Size 256, Topic Alias Maximum 3, Server Keep Alive 30."""
+    _require_binary()
+    with running_mosquitto(
+        tmp_path_factory.mktemp("mosquitto-tight"),
+        extra="\n".join(
+            [
+                "max_inflight_messages 2",
+                "max_qos 1",
+                "retain_available false",
+                "max_packet_size 256",
+                "max_topic_alias 3",
+                "max_keepalive 30",
+            ]
+        ),
+    ) as broker:
+        yield broker

@@ -90,7 +90,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "_engine._core", "_engine",
         ],
     ),
-    ("public objects", ["_subscription", "_client", "_open"]),
+    ("public objects", ["_subscription", "_pipeline", "_client", "_open"]),
     ("namespaces", ["lowlevel", "abc", "__init__"]),
 ]  # fmt: skip
 RANK = {

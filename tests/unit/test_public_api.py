@@ -22,7 +22,8 @@ EXPECTED = {
     "open_client", "topic_matches", "ReconnectPolicy", "ClientState", "Connected",
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
     "SessionStore", "SavedSession", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
-    "Authenticator", "ScramAuthenticator", "AuthenticationError",
+    "Authenticator", "ScramAuthenticator", "AuthenticationError", "Pipeline", "PipelineError",
+    "PublishFailure", "ServerInfo",
 }  # fmt: skip
 
 
@@ -52,6 +53,17 @@ EXCEPTIONS = [
     ),
     trio_mqtt.SubscribeError([ReasonCode.GRANTED_QOS_1, ReasonCode.NOT_AUTHORIZED]),
     trio_mqtt.ConnectError("no route"),
+    trio_mqtt.PipelineError(
+        [
+            trio_mqtt.PublishFailure(
+                index=3,
+                topic="t",
+                payload=b"p",
+                qos=trio_mqtt.QoS.AT_LEAST_ONCE,
+                error=trio_mqtt.PublishError(ReasonCode.NOT_AUTHORIZED),
+            )
+        ]
+    ),
 ]
 
 

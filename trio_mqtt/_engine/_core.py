@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+from .._config import Endpoint
 from .._exceptions import MQTTError
 from .._io._link import Link
 from .._sansio._events import Acknowledged, Event
@@ -32,9 +33,18 @@ class ClientCore:
     """One client's state and parts; the listener of its links and of its supervisor."""
 
     __slots__ = (
-        "_closed", "_failure", "_ready", "_ready_event", "acknowledged", "link",
-        "message_nowait", "outbox",
-        "router", "session_present", "status", "subscribing",
+        "_closed",
+        "_failure",
+        "_ready",
+        "_ready_event",
+        "accepted",
+        "acknowledged",
+        "link",
+        "message_nowait",
+        "outbox",
+        "router",
+        "status",
+        "subscribing",
     )  # fmt: skip
 
     def __init__(self, outbox: Outbox) -> None:
@@ -46,7 +56,8 @@ class ClientCore:
         self.subscribing = Subscribing(self.router, outbox, self.ready_event)
         self.status = StateBroadcast()
         self.link: Link | None = None  # the current link (ready or not)
-        self.session_present = False
+        #: the latest accepted connection: its broker and CONNACK
+        self.accepted: tuple[Endpoint, ConnAck] | None = None
         self._ready = False  # connected and restored: new work may go out
         self._ready_event = trio.Event()
         self._closed = False
@@ -117,10 +128,12 @@ class ClientCore:
 
     # -- SupervisorListener: links coming and going -----------------------------------------------
 
-    def link_new(self, link: Link, connack: ConnAck, *, persistent: bool) -> None:
-        """A link is connected; its tasks are about to run."""
+    def link_new(
+        self, link: Link, connack: ConnAck, *, persistent: bool, endpoint: Endpoint
+    ) -> None:
+        """A link to ``endpoint`` is connected; its tasks are about to run."""
         self.link = link
-        self.session_present = connack.session_present
+        self.accepted = (endpoint, connack)
         self.subscribing.link_new(link, connack.session_present, persistent)
 
     async def link_up(self, link: Link, connack: ConnAck) -> None:

@@ -49,8 +49,8 @@ class Request:
     """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
 
     __slots__ = (
-        "error", "event", "journal_key", "payload", "properties", "qos", "restored",
-        "result", "retain", "topic",
+        "error", "event", "journal_key", "on_done", "payload", "properties", "qos",
+        "restored", "result", "retain", "topic",
     )  # fmt: skip
 
     def __init__(
@@ -71,6 +71,8 @@ class Request:
         self.event = Flag()  # one waiter: the caller
         self.result: Acknowledged | None = None
         self.error: BaseException | None = None
+        #: told when the outcome is known (a pipeline's bookkeeping), besides the caller
+        self.on_done: Callable[[Request], None] | None = None
 
     @property
     def is_publish(self) -> bool:
@@ -81,6 +83,30 @@ class Request:
     ) -> None:
         self.result, self.error = result, error
         self.event.set()
+        if self.on_done is not None:
+            self.on_done(self)
+
+    def outcome(self) -> PublishResult:
+        """The publish's result, once finished; raise its error (PublishError for a failure
+        reason code)."""
+        if self.error is not None:
+            raise self.error
+        ack = self.result
+        if ack is None:
+            return PublishResult(packet_id=None)
+        assert isinstance(ack, PublishAcknowledged)
+        if ack.reason_code.is_failure:
+            props = ack.properties
+            raise PublishError(
+                ack.reason_code,
+                reason_string=props.reason_string,
+                user_properties=props.user_properties,
+            )
+        return PublishResult(
+            packet_id=ack.packet_id,
+            reason_code=ack.reason_code,
+            properties=ack.properties,
+        )
 
 
 class Outbox:
@@ -141,12 +167,28 @@ class Outbox:
         """Publish, waiting for the outcome (see :meth:`MQTTClient.publish`). A QoS 0 publish
         while :attr:`fast` is set is the caller's own fast path (then :meth:`backpressure`);
         here it is queued, and resolves once the pump has handed it to a link."""
+        return await self._outcome(self.submit(topic, payload, qos, retain, properties))
+
+    def submit(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+    ) -> Request:
+        """Hand a publish to the link, or queue it; its outcome comes later (:meth:`publish`
+        awaits it; a pipeline counts it).
+
+        Raises:
+            NotConnectedError: offline, and the offline queue is full.
+            LocalProtocolError, ValueError: the broker's limits or the encoder refuse it.
+        """
         link = self.fast
-        if link is not None and qos and link.send_quota_available:
-            request = Request(topic, payload, qos, retain, properties)
-            self._issue(link, request)
-            return await self._outcome(request)
         request = Request(topic, payload, qos, retain, properties)
+        if link is not None and qos and link.send_quota_available:
+            self._issue(link, request)
+            return request
         if link is None and (
             len(self._queue) >= self._offline_limit
             or self._queued_bytes + len(payload) > self._offline_bytes
@@ -165,7 +207,14 @@ class Outbox:
         self._queue.append(request)
         self.fast = None
         self._queued_bytes += len(payload)
-        return await self._outcome(request)
+        return request
+
+    def withdraw(self, request: Request) -> bool:
+        """Take ``request`` back if it is still queued (nothing of it was sent)."""
+        if request in self._queue:
+            self._unqueue(request)
+            return True
+        return False
 
     async def backpressure(self, link: Link, *, qos0_loss_ok: bool) -> PublishResult:
         """After a QoS 0 publish to ``link``: wait for the network only while more than
@@ -256,24 +305,7 @@ class Outbox:
             if request in self._queue:
                 self._unqueue(request)  # cancelled before it was sent: nothing goes out
             raise
-        if request.error is not None:
-            raise request.error
-        ack = request.result
-        if ack is None:
-            return PublishResult(packet_id=None)
-        assert isinstance(ack, PublishAcknowledged)
-        if ack.reason_code.is_failure:
-            props = ack.properties
-            raise PublishError(
-                ack.reason_code,
-                reason_string=props.reason_string,
-                user_properties=props.user_properties,
-            )
-        return PublishResult(
-            packet_id=ack.packet_id,
-            reason_code=ack.reason_code,
-            properties=ack.properties,
-        )
+        return request.outcome()
 
     # -- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------------------------
 

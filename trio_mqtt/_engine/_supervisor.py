@@ -54,9 +54,11 @@ class SupervisorListener(LinkListener, Protocol):
     """Who hears what the supervisor does (the client's engine); it also listens to every
     link the supervisor runs."""
 
-    def link_new(self, link: Link, connack: ConnAck, *, persistent: bool) -> None:
-        """``link`` is connected (``persistent``: the session outlives it); its tasks are
-        about to run."""
+    def link_new(
+        self, link: Link, connack: ConnAck, *, persistent: bool, endpoint: Endpoint
+    ) -> None:
+        """``link`` to ``endpoint`` is connected (``persistent``: the session outlives it);
+        its tasks are about to run."""
 
     async def link_up(self, link: Link, connack: ConnAck) -> None:
         """``link``'s tasks run (called in a task of the link's)."""
@@ -332,8 +334,9 @@ class Supervisor:
         failure: MQTTError | None = None
         self.link = link
         self.listener.link_new(
-            link, connack, persistent=session_outlives(self.connect, connack)
-        )
+            link, connack, persistent=session_outlives(self.connect, connack),
+            endpoint=self.endpoint,
+        )  # fmt: skip
 
         async def up() -> None:  # runs in this task once the link's tasks are running
             await self.listener.link_up(link, connack)
