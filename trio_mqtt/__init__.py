@@ -49,6 +49,7 @@ from ._pipeline import (
 )
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
+from ._service import Request as Request, Requests as Requests
 from ._status import (
     ClientState as ClientState,
     Connected as Connected,
@@ -76,7 +77,7 @@ __all__ = [
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",
     "RetainHandling", "SubscribeError", "UnsubscribeError", "Will", "Pipeline", "PipelineError",
-    "PublishFailure", "ServerInfo",
+    "PublishFailure", "ServerInfo", "Request", "Requests",
     "__version__", "topic_matches",
 ]  # fmt: skip
 

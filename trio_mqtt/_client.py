@@ -13,14 +13,16 @@ from ._construct import NoPublicConstructor
 from ._engine._core import ClientCore
 from ._engine._inbox import Inbox
 from ._engine._outbox import HIGH_WATER, QOS0_RESULT
+from ._engine._responses import Responses
 from ._engine._supervisor import Supervisor
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, RetainHandling
-from ._exceptions import NotConnectedError
-from ._message import PublishResult
+from ._exceptions import LocalProtocolError, NotConnectedError
+from ._message import Message, PublishResult
 from ._options import check_qos, publish_properties
 from ._pipeline import Pipeline
 from ._sansio._packets import SubscriptionRequest, payload_bytes
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
+from ._service import Requests, request as service_request
 from ._status import ClientState, ServerInfo, StateWatcher, server_info
 from ._subscription import Subscription
 from ._topics import validate_topic_filter
@@ -30,7 +32,7 @@ from ._topics import validate_topic_filter
 class MQTTClient(metaclass=NoPublicConstructor):
     """A connected MQTT client. Get one from :func:`open_client`; it has no public constructor."""
 
-    __slots__ = ("__weakref__", "_buffer_size", "_core", "_supervisor")
+    __slots__ = ("__weakref__", "_buffer_size", "_core", "_responses", "_supervisor")
 
     def __init__(
         self, core: ClientCore, supervisor: Supervisor, *, buffer_size: int
@@ -38,6 +40,7 @@ class MQTTClient(metaclass=NoPublicConstructor):
         self._core = core
         self._supervisor = supervisor
         self._buffer_size = buffer_size
+        self._responses: Responses | None = None  # made by the first request()
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -323,6 +326,96 @@ class MQTTClient(metaclass=NoPublicConstructor):
         )
         subscribing = self._core.subscribing
         return Subscription._create(inbox, subscribing.enter, subscribing.leave)
+
+    # -- request/response (MQTT 5 section 4.10) ----------------------------------------------------
+
+    async def request(
+        self,
+        topic: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        qos: QoS | int = QoS.AT_LEAST_ONCE,
+        content_type: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+        properties: Properties | None = None,
+    ) -> Message:
+        """Send a request and wait for its response (MQTT 5 request/response).
+
+        The client publishes to ``topic`` with a Response Topic and fresh Correlation Data,
+        and returns the message that comes back with the same Correlation Data. The response
+        topic belongs to this client: the first request subscribes to it, built from the
+        broker's Response Information if it gave one (``open_client(...,
+        request_response_information=True)`` asks for it), else from
+        ``trio-mqtt/responses/`` and a random token. Many requests may be in flight at once.
+        It waits as long as it takes: bound it the Trio way, ``with trio.fail_after(5): await
+        client.request(...)``. A response that comes after its request timed out or was
+        cancelled is dropped (a debug log). Responses survive reconnects only when the broker keeps the session
+        (``clean_start=False`` and a ``session_expiry``): the client renews the subscription
+        after a reconnect, but what was published to it meanwhile is gone otherwise.
+
+        Args:
+            topic: where the responder listens.
+            payload: the request (as for :meth:`publish`).
+            qos: the request's QoS (1 by default).
+            content_type: its Content Type.
+            user_properties: its User Properties.
+            properties: any other PUBLISH properties (not Response Topic or Correlation
+                Data: the client sets them).
+
+        Returns:
+            The response message.
+
+        Raises:
+            LocalProtocolError: MQTT 3.1.1, which has no request/response.
+            ValueError: ``properties`` carries a Response Topic or Correlation Data.
+            trio.ClosedResourceError: the client is (or became) closed.
+            PublishError, SubscribeError, ...: as :meth:`publish` and :meth:`subscribe`.
+        """
+        if self.protocol is ProtocolVersion.V311:
+            raise LocalProtocolError("request/response needs MQTT 5")
+        self._core.check_open()
+        if self._responses is None:
+            self._responses = Responses(self._core.subscribing)
+        return await service_request(
+            self.publish, self._responses, self.server.response_information, topic,
+            payload, qos=qos,
+            properties=properties, content_type=content_type,
+            user_properties=user_properties,
+        )  # fmt: skip
+
+    def serve(
+        self,
+        *topic_filters: str,
+        qos: QoS | int = QoS.AT_LEAST_ONCE,
+        buffer_size: int | None = None,
+    ) -> Requests:
+        """Answer requests (MQTT 5 request/response): subscribe to ``topic_filters`` and
+        iterate the requests that arrive, each with a :meth:`Request.reply` to its
+        requester::
+
+            async with client.serve("svc/add") as requests:
+                async for request in requests:
+                    a, b = json.loads(request.payload)
+                    await request.reply(json.dumps(a + b))
+
+        A shared subscription (``$share/group/svc/add``) spreads the requests over several
+        responders. A request without a Response Topic is delivered too: its
+        :meth:`Request.reply` raises LocalProtocolError (nothing to reply to).
+
+        Args:
+            topic_filters: what to serve, as for :meth:`subscribe`.
+            qos: the subscription's QoS (1 by default).
+            buffer_size: as for :meth:`subscribe`.
+
+        Returns:
+            A :class:`Requests`, to be used as an ``async with`` block.
+
+        Raises:
+            ValueError: as :meth:`subscribe`.
+            SubscribeError: on entering, as :meth:`subscribe`.
+        """
+        subscription = self.subscribe(*topic_filters, qos=qos, buffer_size=buffer_size)
+        return Requests._create(subscription, self.publish)
 
     async def unsubscribe(self, *topic_filters: str) -> None:
         """End the broker's subscriptions to ``topic_filters`` that no live subscription block

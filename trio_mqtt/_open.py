@@ -4,7 +4,7 @@ nursery for the duration of the ``async with`` block."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import trio
@@ -70,6 +70,12 @@ async def open_client(
     offline_timeout: float | None = None,
     session_store: SessionStore | None = None,
     transport_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
+    topic_alias_maximum: int = 16,
+    topic_aliases: bool = False,
+    user_properties: Sequence[tuple[str, str]] = (),
+    request_response_information: bool = False,
+    request_problem_information: bool = True,
+    subscription_identifiers: bool = True,
 ) -> AsyncIterator[MQTTClient]:
     """Connect to a broker for the duration of an ``async with`` block.
 
@@ -119,6 +125,23 @@ async def open_client(
             :class:`SQLiteSessionStore` lets a new process finish what a crashed one left.
         transport_factory: opens the byte stream instead of TCP/TLS (tests, custom
             transports); ``broker`` and ``host`` are then optional.
+        topic_alias_maximum: how many topic aliases the broker may set on the messages it
+            sends us (MQTT 5, 0..65535; 0: none). Each saves the topic's bytes on every
+            message after the first; the client keeps at most this many topics per connection.
+        topic_aliases: set topic aliases on the messages we publish (MQTT 5): each topic
+            is sent in full once per connection, then as a 2-byte alias, for up to the
+            broker's Topic Alias Maximum topics (the most recently used ones). Resent
+            messages always carry their full topic.
+        user_properties: User Properties sent in CONNECT (MQTT 5).
+        request_response_information: ask the broker for Response Information (MQTT 5),
+            the basis of :meth:`MQTTClient.request`'s response topic (see
+            :attr:`MQTTClient.server`).
+        request_problem_information: ``False`` asks the broker to leave Reason Strings and
+            User Properties out of everything but PUBLISH, CONNACK and DISCONNECT (MQTT 5).
+        subscription_identifiers: tag each subscription with an MQTT 5 Subscription
+            Identifier, so the broker tells which subscription a message is for (``False``:
+            the client matches topics itself, as it does for brokers without them; some
+            brokers mishandle them).
 
     Leaving the block sends DISCONNECT and closes the connection; no task is left behind.
     Exceptions leave the block bare, never wrapped in an :class:`ExceptionGroup`.
@@ -153,7 +176,10 @@ async def open_client(
         endpoints[0], client_id=client_id, protocol=protocol, username=username,
         password=password, keepalive=keepalive, clean_start=clean_start,
         session_expiry=session_expiry, will=will, receive_maximum=receive_maximum,
-        max_packet_size=max_packet_size,
+        max_packet_size=max_packet_size, topic_alias_maximum=topic_alias_maximum,
+        user_properties=user_properties,
+        request_response_information=request_response_information,
+        request_problem_information=request_problem_information,
     )  # fmt: skip
     if authenticator is not None and protocol is not ProtocolVersion.V5:
         raise ValueError("enhanced authentication (authenticator=) needs MQTT 5")
@@ -175,6 +201,8 @@ async def open_client(
         endpoints=endpoints, connect=connect, open_stream=open_stream,
         connect_timeout=connect_timeout, receive_maximum=receive_maximum,
         max_packet_size=max_packet_size, reconnect=reconnect, authenticator=authenticator,
+        topic_alias_maximum=topic_alias_maximum if protocol is ProtocolVersion.V5 else 0,
+        topic_aliases=topic_aliases,
     )  # fmt: skip
     session = (
         open_session(session_store, connect.client_id, protocol)
@@ -182,7 +210,8 @@ async def open_client(
         else SessionState()
     )
     core = ClientCore(
-        Outbox(
+        subscription_identifiers=subscription_identifiers,
+        outbox=Outbox(
             offline_queue=offline_queue,
             offline_bytes=offline_queue_bytes,
             offline_timeout=None
@@ -192,7 +221,7 @@ async def open_client(
             if session_store is not None
             else None,
             restored=session.queued,
-        )
+        ),
     )
     supervisor = Supervisor(
         settings,

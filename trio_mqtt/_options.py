@@ -67,6 +67,10 @@ def build_connect(
     will: Will | None,
     receive_maximum: int,
     max_packet_size: int | None,
+    topic_alias_maximum: int = 0,
+    user_properties: Sequence[tuple[str, str]] = (),
+    request_response_information: bool = False,
+    request_problem_information: bool = True,
 ) -> Connect:
     """The CONNECT packet every connection attempt sends (credentials from the URL unless given).
 
@@ -83,6 +87,15 @@ def build_connect(
         raise ValueError("receive_maximum must be 1..65535")
     if max_packet_size is not None and not 64 <= max_packet_size <= MAX_PACKET_SIZE:
         raise ValueError(f"max_packet_size must be 64..{MAX_PACKET_SIZE} bytes")
+    if not 0 <= topic_alias_maximum <= 65535:
+        raise ValueError("topic_alias_maximum must be 0..65535")
+    for pair in user_properties:
+        if not (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(isinstance(x, str) for x in pair)
+        ):
+            raise TypeError(f"user_properties must be (str, str) pairs, not {pair!r}")
     if client_id is None:
         client_id = "" if v5 else f"trio-mqtt-{secrets.token_hex(8)}"
     if will is not None:
@@ -95,6 +108,10 @@ def build_connect(
             session_expiry_interval=min(math.ceil(session_expiry), 0xFFFFFFFF) or None,
             receive_maximum=receive_maximum if receive_maximum != 65535 else None,
             maximum_packet_size=max_packet_size,
+            topic_alias_maximum=topic_alias_maximum or None,
+            user_properties=tuple(user_properties),
+            request_response_information=request_response_information or None,
+            request_problem_information=None if request_problem_information else False,
         )
     return Connect(
         protocol_version=protocol,
@@ -129,6 +146,11 @@ def publish_properties(
     has none)."""
     if protocol is ProtocolVersion.V311:
         return EMPTY_PROPERTIES
+    if properties is not None and properties.topic_alias is not None:
+        raise ValueError(
+            "topic aliases are set by the client: open_client(..., topic_aliases=True) "
+            "(one chosen by hand would be wrong after a reconnect, [MQTT-3.3.2-10])"
+        )
     if (
         content_type is not None
         or payload_format_indicator is not None

@@ -143,7 +143,7 @@ CATALOGUE = [
     Evil("PUBLISH to a wildcard topic", wire.publish("a/+", b"x"), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-2]
     Evil("PUBLISH with invalid UTF-8 in the topic", wire.frame(0x30, wire.u16(2) + b"\xc3\x28" + b"\x00"), MalformedPacketError, MALFORMED),  # [MQTT-1.5.4-1]
     Evil("PUBLISH with U+0000 in the topic", wire.publish("a\x00b", b"x"), MalformedPacketError, MALFORMED),  # [MQTT-1.5.4-2]
-    Evil("PUBLISH with a topic alias above our maximum", wire.publish("t", b"x", properties=wire.props(b"\x23" + wire.u16(5))), RemoteProtocolError, ReasonCode.TOPIC_ALIAS_INVALID),  # [MQTT-3.3.2-10]
+    Evil("PUBLISH with a topic alias above our maximum (16)", wire.publish("t", b"x", properties=wire.props(b"\x23" + wire.u16(17))), RemoteProtocolError, ReasonCode.TOPIC_ALIAS_INVALID),  # [MQTT-3.3.2-10]
     Evil("PUBLISH with topic alias 0", wire.publish("t", b"x", properties=wire.props(b"\x23" + wire.u16(0))), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-8]
     Evil("PUBLISH with an empty topic and no alias", wire.publish("", b"x"), RemoteProtocolError, PROTOCOL),  # [MQTT-3.3.2-1]
     Evil("PUBLISH with a subscription identifier 0", wire.publish("t", b"x", properties=wire.props(b"\x0b\x00")), RemoteProtocolError, PROTOCOL),

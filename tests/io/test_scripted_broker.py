@@ -521,16 +521,24 @@ async def test_an_unsubscribe_the_broker_never_answers_is_reported(
     assert any("no UNSUBACK" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("refused_by", ["broker", "application"])
 async def test_no_subscription_identifiers_to_a_broker_without_them(
-    broker: ScriptedBroker,
+    broker: ScriptedBroker, refused_by: str
 ) -> None:
-    """CONNACK said Subscription Identifiers Available = 0 (section 3.2.2.3.12): no SUBSCRIBE
-    carries one (the broker would answer with DISCONNECT 0xA1), and overlapping subscriptions
-    are still told apart, by matching the topic locally."""
+    """CONNACK said Subscription Identifiers Available = 0 (section 3.2.2.3.12), or the
+    application said ``subscription_identifiers=False``: no SUBSCRIBE carries one (the broker
+    would answer with DISCONNECT 0xA1), and overlapping subscriptions are still told apart,
+    by matching the topic locally."""
     subscribes: list[Subscribe] = []
+    connack = (
+        wire.connack(properties=wire.props(b"\x29\x00"))
+        if refused_by == "broker"
+        else wire.connack()
+    )
+    options = {"subscription_identifiers": False} if refused_by == "application" else {}
 
     async def script() -> None:
-        await _accept(broker, wire.connack(properties=wire.props(b"\x29\x00")))
+        await _accept(broker, connack)
         for _ in range(2):
             subscribe = await broker.expect(Subscribe)
             assert isinstance(subscribe, Subscribe)
@@ -544,7 +552,7 @@ async def test_no_subscription_identifiers_to_a_broker_without_them(
 
     with trio.fail_after(5):
         async with (
-            scripted_client(broker, script) as client,
+            scripted_client(broker, script, **options) as client,
             client.subscribe("a/+") as wide,
             client.subscribe("a/b") as narrow,
         ):
@@ -556,3 +564,57 @@ async def test_no_subscription_identifiers_to_a_broker_without_them(
     assert len(subscribes) == 2
     for subscribe in subscribes:
         assert subscribe.properties.subscription_identifiers == ()
+
+
+async def test_connect_properties_and_response_information(
+    broker: ScriptedBroker,
+) -> None:
+    """CONNECT carries the User Properties, Request Response Information = 1 and Request
+    Problem Information = 0 asked for; the CONNACK's Response Information becomes the base
+    of request()'s response topic (section 4.10.1)."""
+    seen: list[object] = []
+    connack = wire.connack(
+        properties=wire.props(b"\x1a" + wire.string("replies/for/you"))
+    )
+
+    async def script() -> None:
+        seen.append(await _accept(broker, connack))
+        subscribe = await broker.expect(Subscribe)
+        assert isinstance(subscribe, Subscribe)
+        seen.append(subscribe)
+        await broker.send(wire.suback(subscribe.packet_id, 1))
+        request = await broker.expect(Publish)
+        assert isinstance(request, Publish)
+        seen.append(request)
+        await broker.send(wire.puback(request.packet_id))  # type: ignore[arg-type]
+        props = request.properties
+        assert props.response_topic is not None
+        assert props.correlation_data is not None
+        await broker.send(
+            wire.publish(
+                props.response_topic, b"42", qos=0,
+                properties=wire.props(b"\x09" + wire.binary(props.correlation_data)),
+            )
+        )  # fmt: skip
+        while (packet := await broker.receive()) is not None:
+            if isinstance(packet, Unsubscribe):
+                await broker.send(wire.unsuback(packet.packet_id, 0))
+
+    with trio.fail_after(5):
+        async with scripted_client(
+            broker, script, request_response_information=True,
+            request_problem_information=False, user_properties=[("site", "plant-7")],
+        ) as client:  # fmt: skip
+            assert client.server.response_information == "replies/for/you"
+            response = await client.request("svc/answer", b"?")
+    assert response.payload == b"42"
+    connect, subscribe, request = seen
+    assert isinstance(connect, Connect)
+    assert connect.properties.request_response_information is True
+    assert connect.properties.request_problem_information is False
+    assert connect.properties.user_properties == (("site", "plant-7"),)
+    assert isinstance(subscribe, Subscribe)
+    topic = subscribe.subscriptions[0].topic_filter
+    assert topic.startswith("replies/for/you/")
+    assert isinstance(request, Publish)
+    assert request.properties.response_topic == topic

@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "_sansio._events", "_sansio._session", "_sansio._fields", "_sansio._encode",
             "_sansio._publish_decoder", "_sansio._decode", "_sansio._codec",
             "_sansio._limits", "_sansio._outgoing", "_sansio._keepalive", "_sansio._inbound",
+            "_sansio._aliases",
             "_sansio._outbound", "_sansio._requests", "_sansio._authflow", "_sansio._poison",
             "_sansio._connection",
             "_sansio",
@@ -86,11 +87,11 @@ LAYERS: list[tuple[str, list[str]]] = [
         "the engine (one client, across connections)",
         [
             "_engine._stores", "_engine._queue_journal", "_engine._inbox", "_engine._router",
-            "_engine._outbox", "_engine._subscribing", "_engine._supervisor",
+            "_engine._outbox", "_engine._subscribing", "_engine._responses", "_engine._supervisor",
             "_engine._core", "_engine",
         ],
     ),
-    ("public objects", ["_subscription", "_pipeline", "_client", "_open"]),
+    ("public objects", ["_subscription", "_pipeline", "_service", "_client", "_open"]),
     ("namespaces", ["lowlevel", "abc", "__init__"]),
 ]  # fmt: skip
 RANK = {

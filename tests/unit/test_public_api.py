@@ -23,7 +23,7 @@ EXPECTED = {
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
     "SessionStore", "SavedSession", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
     "Authenticator", "ScramAuthenticator", "AuthenticationError", "Pipeline", "PipelineError",
-    "PublishFailure", "ServerInfo",
+    "PublishFailure", "ServerInfo", "Request", "Requests",
 }  # fmt: skip
 
 

@@ -47,13 +47,17 @@ class ClientCore:
         "subscribing",
     )  # fmt: skip
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(
+        self, outbox: Outbox, *, subscription_identifiers: bool = True
+    ) -> None:
         self.outbox = outbox
         self.router = Router()
         # LinkListener's two per-message functions: the router's and the outbox's own
         self.message_nowait: Callable[[Publish], bool] = self.router.route_nowait
         self.acknowledged: Callable[[Acknowledged], None] = outbox.acknowledged
-        self.subscribing = Subscribing(self.router, outbox, self.ready_event)
+        self.subscribing = Subscribing(
+            self.router, outbox, self.ready_event, identifiers=subscription_identifiers
+        )
         self.status = StateBroadcast()
         self.link: Link | None = None  # the current link (ready or not)
         #: the latest accepted connection: its broker and CONNACK

@@ -47,18 +47,25 @@ class Subscribing:
     """Sends SUBSCRIBE/UNSUBSCRIBE for the client's subscriptions, on whichever link is up."""
 
     __slots__ = (
-        "_next_id", "_outbox", "_persistent", "_ready", "_router", "_stale", "_use_ids",
+        "_allow_ids", "_next_id", "_outbox", "_persistent", "_ready", "_router", "_stale",
+        "_use_ids",
     )  # fmt: skip
 
     def __init__(
-        self, router: Router, outbox: Outbox, ready: Callable[[], trio.Event | None]
+        self,
+        router: Router,
+        outbox: Outbox,
+        ready: Callable[[], trio.Event | None],
+        *,
+        identifiers: bool = True,
     ) -> None:
         self._router = router
         self._outbox = outbox
         # the event to wait on until the client is ready (None: ready now); raises if the
         # client is closed or failed
         self._ready = ready
-        self._use_ids = False  # the broker takes subscription identifiers
+        self._allow_ids = identifiers  # the application allows subscription identifiers
+        self._use_ids = False  # ... and the broker takes them
         self._next_id = 0
         self._persistent = False  # the session outlives the connection
         # filters left while offline, to unsubscribe once the session is resumed (a frozenset,
@@ -201,7 +208,8 @@ class Subscribing:
         self._persistent = persistent
         self._router.new_connection(link, session_present)
         self._use_ids = (
-            link.version is ProtocolVersion.V5
+            self._allow_ids
+            and link.version is ProtocolVersion.V5
             and link.server.subscription_identifier_available
         )
 

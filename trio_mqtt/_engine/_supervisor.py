@@ -84,6 +84,8 @@ class ConnectionSettings:
     max_packet_size: int | None
     reconnect: ReconnectPolicy | None
     authenticator: Authenticator | None = None
+    topic_alias_maximum: int = 0
+    topic_aliases: bool = False
 
 
 def session_outlives(connect: Connect, connack: ConnAck) -> bool:
@@ -156,6 +158,8 @@ class Supervisor:
                 session=self.session,
                 receive_maximum=settings.receive_maximum,
                 max_packet_size=settings.max_packet_size or MAX_PACKET_SIZE,
+                topic_alias_maximum=settings.topic_alias_maximum,
+                topic_aliases=settings.topic_aliases,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
             )

@@ -90,6 +90,8 @@ class Link:
         session: SessionState,
         receive_maximum: int,
         max_packet_size: int,
+        topic_alias_maximum: int = 0,
+        topic_aliases: bool = False,
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
     ) -> None:
@@ -107,6 +109,8 @@ class Link:
             session=session,
             receive_maximum=receive_maximum,
             max_packet_size=max_packet_size,
+            topic_alias_maximum=topic_alias_maximum,
+            topic_aliases=topic_aliases,
         )
         self._sender = Sender(self._stream, owner=self, before_send=before_send)
         self._early: list[Event] = []

@@ -21,6 +21,7 @@ from typing import Final
 
 from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
+from ._aliases import OutboundAliases
 from ._authflow import NO_AUTH, AuthFlow
 from ._codec import MAX_PACKET_SIZE, PacketReader, encode_publish
 from ._events import (
@@ -75,6 +76,8 @@ class MQTTConnection:
         receive_maximum: how many inbound QoS 1/2 messages may be unacknowledged (sent in CONNECT).
         max_packet_size: the largest packet accepted from the server (sent in CONNECT).
         topic_alias_maximum: how many inbound topic aliases the server may use (sent in CONNECT).
+        topic_aliases: set topic aliases on our PUBLISH packets, within the server's Topic
+            Alias Maximum (:mod:`._aliases`).
     """
 
     __slots__ = (
@@ -86,6 +89,7 @@ class MQTTConnection:
         "_outbound",
         "_reader",
         "_requests",
+        "_topic_aliases",
         "_v5",
         "receive_maximum",
         "server",
@@ -102,8 +106,10 @@ class MQTTConnection:
         receive_maximum: int = 65535,
         max_packet_size: int = MAX_PACKET_SIZE,
         topic_alias_maximum: int = 0,
+        topic_aliases: bool = False,
     ) -> None:
         self.version = version
+        self._topic_aliases = topic_aliases  # set aliases on our PUBLISH (see _aliases)
         self.session = session if session is not None else SessionState()
         self.state = ConnectionState.IDLE
         self.server = ServerLimits()
@@ -191,7 +197,8 @@ class MQTTConnection:
             ValueError: the packet cannot be encoded.
         """
         self._require_connected()
-        if qos or retain:  # the server's limits only concern these
+        if qos or retain or self._outbound.aliases is not None:
+            # the server's limits only concern these; aliases are the outbound flows' too
             return self._outbound.publish(
                 topic, payload, qos, retain, properties, self.server
             )
@@ -401,6 +408,8 @@ class MQTTConnection:
         self.state = ConnectionState.CONNECTED
         self.server = ServerLimits.from_connack(packet.properties)
         self._out.max_size = self.server.maximum_packet_size
+        if self._topic_aliases and self._v5 and self.server.topic_alias_maximum:
+            self._outbound.aliases = OutboundAliases(self.server.topic_alias_maximum)
         if self.server.server_keep_alive is not None:
             self._keepalive.interval = float(
                 self.server.server_keep_alive

@@ -10,18 +10,21 @@ buffer at reconnect.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import attrs
 
 from .._enums import QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
+from ._aliases import OutboundAliases
 from ._codec import encode_publish, new_publish
 from ._events import Event, PublishAcknowledged
 from ._limits import QuotaExceeded, ServerLimits
 from ._outgoing import Outgoing
-from ._packets import PubAck, PubComp, Publish, PubRec, PubRel
+from ._packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
 from ._properties import Properties
 from ._session import SessionState
 
@@ -39,6 +42,7 @@ class OutboundFlows:
         "_resend_dup",
         "_session",
         "_v5",
+        "aliases",
         "blamed",
         "inflight",
         "limit",
@@ -55,6 +59,8 @@ class OutboundFlows:
         self._resend_dup = True
         #: the flow an acknowledgement that broke the protocol named (see _poison)
         self.blamed: int | None = None
+        #: the topic aliases we set, when the application asked for them (see _aliases)
+        self.aliases: OutboundAliases | None = None
 
     @property
     def quota_available(self) -> bool:
@@ -106,15 +112,21 @@ class OutboundFlows:
                 reason_code=ReasonCode.RETAIN_NOT_SUPPORTED,
             )  # section 3.2.2.3.5
         out = self._out
+        aliases = self.aliases
         if not qos:
+            wire_topic, wire_props = topic, properties
+            if aliases is not None:
+                wire_topic, wire_props, alias, known = aliases.wire(topic, properties)
             data = encode_publish(
-                topic, payload, 0, retain, False, None, properties, self._v5
+                wire_topic, payload, 0, retain, False, None, wire_props, self._v5
             )
             out.check_size(data)
             out.chunks.append(
                 data
             )  # Outgoing.append(), inline: the hot path of publishing
             out.size += len(data)
+            if aliases is not None:
+                aliases.commit(topic, alias, known)
             return None
         if self._backlog or self.inflight >= self.limit:
             raise QuotaExceeded
@@ -125,11 +137,22 @@ class OutboundFlows:
                 topic=topic, payload=payload, qos=qos, retain=retain, dup=False,
                 packet_id=pid, properties=properties,
             ),
+            wire=self._aliased if aliases is not None else None,
         )  # fmt: skip
         assert isinstance(packet, Publish)
-        session.store_outbound(packet_id, packet)
+        session.store_outbound(packet_id, packet)  # with its topic: resends carry it
         self.inflight += 1
         return packet_id
+
+    def _aliased(self, packet: Packet) -> tuple[Packet, Callable[[], None]]:
+        """``packet`` as sent under a topic alias (the session keeps it as it was), and what
+        records the alias once it is queued."""
+        aliases = self.aliases
+        assert aliases is not None
+        assert isinstance(packet, Publish)
+        topic, properties, alias, known = aliases.wire(packet.topic, packet.properties)
+        commit = functools.partial(aliases.commit, packet.topic, alias, known)
+        return attrs.evolve(packet, topic=topic, properties=properties), commit
 
     def resume(self, *, limit: int, session_present: bool) -> list[Event]:
         """A CONNACK accepted the connection: resend the session's flows (see the module

@@ -50,20 +50,27 @@ class Outgoing:
             )
 
     def send_numbered(
-        self, ids: PacketIdAllocator, make: Callable[[int], Packet]
+        self,
+        ids: PacketIdAllocator,
+        make: Callable[[int], Packet],
+        wire: Callable[[Packet], tuple[Packet, Callable[[], None]]] | None = None,
     ) -> tuple[int, Packet]:
         """Allocate a packet id, build the packet with ``make(id)``, encode, check and queue
         it; on any failure the id is released again, so a refused command never leaks an id
-        ([MQTT-2.2.1-3])."""
+        ([MQTT-2.2.1-3]). ``wire``, if given, says what to send instead of the packet (a
+        PUBLISH under a topic alias) and what to do once that is queued."""
         packet_id = ids.allocate()
         try:
             packet = make(packet_id)
-            data = encode_packet(packet, self.version)
+            sent, queued = (packet, None) if wire is None else wire(packet)
+            data = encode_packet(sent, self.version)
             self.check_size(data)
         except BaseException:
             ids.release(packet_id)
             raise
         self.append(data)
+        if queued is not None:
+            queued()
         return packet_id, packet
 
     def take(self) -> bytes:
