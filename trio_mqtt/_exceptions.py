@@ -152,6 +152,12 @@ class ConnectionLostError(MQTTError):
 
     The cause is end of file, a reset, a keep-alive timeout, or a DISCONNECT from the broker, in
     which case :attr:`reason_code` is its reason code (``None`` otherwise).
+
+    Attributes:
+        reason_code: the broker's DISCONNECT reason code, if it sent one.
+        reason_string: its Reason String, if any.
+        server_reference: its Server Reference, if any (0x9C/0x9D: where to go instead).
+        user_properties: its User Properties, in order.
     """
 
     def __init__(
@@ -161,6 +167,7 @@ class ConnectionLostError(MQTTError):
         reason_code: ReasonCode | None = None,
         reason_string: str | None = None,
         server_reference: str | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> None:
         if reason_code is not None:
             message = f"{message} ({_describe(reason_code, reason_string)})"
@@ -168,6 +175,7 @@ class ConnectionLostError(MQTTError):
         self.reason_code = reason_code
         self.reason_string = reason_string
         self.server_reference = server_reference
+        self.user_properties = tuple(user_properties)
 
 
 class NotConnectedError(MQTTError):

@@ -11,6 +11,7 @@ import trio
 
 from ._construct import NoPublicConstructor
 from ._engine._inbox import Inbox
+from ._enums import QoS
 from ._message import Message
 from ._sansio._packets import SubscriptionRequest
 
@@ -168,6 +169,13 @@ class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstruct
             await self._leave(inbox, error)
         else:
             await trio.lowlevel.checkpoint()
+
+    @property
+    def granted_qos(self) -> tuple[QoS, ...]:
+        """The QoS the broker granted each topic filter, in request order (SUBACK; renewed
+        when the subscription is after a reconnect). Empty until SUBACK. A broker may grant
+        less than asked (its Maximum QoS), and messages then come at most at that QoS."""
+        return self._inbox.granted
 
     def statistics(self) -> SubscriptionStatistics:
         """Buffer occupancy and delivery count."""

@@ -71,3 +71,77 @@ async def test_the_brokers_limits_are_honoured_before_sending(
             got = [(await messages.receive()).payload for _ in range(100)]
             assert got == [b"%d" % n for n in range(100)]
             assert client.reconnects == 0
+
+
+async def test_disconnect_with_will_makes_the_broker_publish_it(
+    mosquitto: Mosquitto,
+) -> None:
+    """DISCONNECT 0x04: the broker publishes the will although the client left cleanly
+    (section 3.14.2.1); leaving without it, the will is discarded ([MQTT-3.1.2-10])."""
+    topic = unique("will")
+    with trio.fail_after(10):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as watcher,
+            watcher.subscribe(topic, qos=1) as wills,
+        ):
+            for farewell, payload in [
+                (None, b"discarded"),
+                (ReasonCode.DISCONNECT_WITH_WILL_MESSAGE, b"published"),
+            ]:
+                will = trio_mqtt.Will(topic, payload, qos=1)
+                async with trio_mqtt.open_client(mosquitto.url, will=will) as client:
+                    if farewell is not None:
+                        await client.disconnect(farewell, reason_string="going")
+                        with pytest.raises(trio.ClosedResourceError):
+                            await client.publish(topic, b"after")
+            assert (await wills.receive()).payload == b"published"
+            await watcher.publish(topic, b"marker", qos=1)
+            assert (await wills.receive()).payload == b"marker"  # nothing else came
+
+
+async def test_disconnect_can_end_the_session(mosquitto: Mosquitto) -> None:
+    """A Session Expiry Interval of 0 on DISCONNECT makes the broker discard a session it
+    would have kept for 600 s: the next connection finds none."""
+    client_id = unique("expiry")
+    options: dict[str, object] = {"client_id": client_id, "session_expiry": 600}
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(mosquitto.url, **options) as client:  # type: ignore[arg-type]
+            pass
+        async with trio_mqtt.open_client(
+            mosquitto.url,
+            clean_start=False,
+            **options,  # type: ignore[arg-type]
+        ) as client:
+            assert client.session_present  # kept, as asked in CONNECT
+            await client.disconnect(session_expiry=0)
+        async with trio_mqtt.open_client(
+            mosquitto.url,
+            clean_start=False,
+            **options,  # type: ignore[arg-type]
+        ) as client:
+            assert not client.session_present  # discarded, as asked in DISCONNECT
+
+
+async def test_disconnect_refuses_what_the_spec_forbids(mosquitto: Mosquitto) -> None:
+    async with trio_mqtt.open_client(mosquitto.url) as client:
+        with pytest.raises(ValueError, match=r"MQTT-3\.14\.2-2"):
+            await client.disconnect(session_expiry=60)
+        with pytest.raises(ValueError, match="may not send"):
+            await client.disconnect(ReasonCode.SERVER_SHUTTING_DOWN)
+    async with trio_mqtt.open_client(
+        mosquitto.url, protocol=ProtocolVersion.V311
+    ) as client:
+        with pytest.raises(ValueError, match=r"3\.1\.1"):
+            await client.disconnect(ReasonCode.DISCONNECT_WITH_WILL_MESSAGE)
+
+
+@pytest.mark.parametrize("version", [ProtocolVersion.V5, ProtocolVersion.V311])
+async def test_the_granted_qos_is_on_the_subscription(
+    mosquitto_tight: Mosquitto, version: ProtocolVersion
+) -> None:
+    """Mosquitto with max_qos 1 grants QoS 1 to a QoS 2 request (SUBACK 0x01)."""
+    async with (
+        trio_mqtt.open_client(mosquitto_tight.url, protocol=version) as client,
+        client.subscribe(unique("granted"), unique("other"), qos=2) as messages,
+    ):
+        assert messages.granted_qos == (QoS.AT_LEAST_ONCE, QoS.AT_LEAST_ONCE)

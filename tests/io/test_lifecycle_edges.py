@@ -29,7 +29,9 @@ from trio_mqtt.lowlevel import (
     PacketReader,
     PubAck,
     PubComp,
+    Publish,
     PubRec,
+    PubRel,
     Subscribe,
     Unsubscribe,
 )
@@ -386,3 +388,41 @@ async def test_a_broker_that_always_overruns_the_receive_maximum_does_not_starve
     # acknowledged what the application had taken (and overran again, and so on)
     assert disconnects[0] is ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
     assert 2 <= connections <= 4, (disconnects, connections)
+
+
+async def test_a_qos2_publish_whose_pubrel_a_lost_session_ends_resolves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """QoS 2: PUBREC came, our PUBREL was in flight, the connection was lost, and the next
+    CONNACK has no session: the broker owned the message since PUBREC, so the flow ends
+    there and publish() returns. That ending is the first event after CONNACK, which the
+    link's reader handed to the wrong place: publish() waited forever."""
+    first, second = ScriptedBroker(), ScriptedBroker()
+    streams = iter([first, second])
+
+    async def factory() -> trio.abc.Stream:
+        return next(streams).client_stream
+
+    async def play_first() -> None:
+        await _accept(first)
+        publish = await first.expect(Publish)
+        await first.send(wire.pubrec(publish.packet_id))  # type: ignore[attr-defined]
+        await first.expect(PubRel)
+        await first.stream.aclose()  # no PUBCOMP
+
+    async def play_second() -> None:
+        await _accept(second)  # session_present = 0
+        while await second.receive() is not None:
+            pass
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(play_first)
+            nursery.start_soon(play_second)
+            async with trio_mqtt.open_client(
+                transport_factory=factory,
+                reconnect=trio_mqtt.ReconnectPolicy(initial_delay=0.1),
+            ) as client:
+                result = await client.publish("t", b"x", qos=2)
+            nursery.cancel_scope.cancel()
+    assert result.reason_code is ReasonCode.SUCCESS

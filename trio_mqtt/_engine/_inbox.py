@@ -13,6 +13,7 @@ from collections import deque
 
 import trio
 
+from .._enums import QoS
 from .._io._wakeups import Waiters
 from .._message import Acknowledgement, Message
 from .._sansio._packets import SubscriptionRequest
@@ -37,6 +38,7 @@ class Inbox:
         "delivered",
         "ended",
         "filters",
+        "granted",
         "manual_ack",
         "receivers",
         "requests",
@@ -69,6 +71,7 @@ class Inbox:
         self.ended = False  # by the client (closed or failed)
         self.subscribed = False  # SUBACK arrived: restore it after a session loss
         self.subscription_id = 0  # its MQTT 5 subscription identifier
+        self.granted: tuple[QoS, ...] = ()  # the QoS SUBACK granted each filter
         self.delivered = 0
         self._unyielded = 0  # messages taken since the taker last yielded
 

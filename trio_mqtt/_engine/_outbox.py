@@ -18,9 +18,11 @@ before they are queued, and leave the journal when they are handed to a connecti
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+import attrs
 import trio
 
 from .._enums import QoS
@@ -33,7 +35,7 @@ from .._exceptions import (
 from .._io._link import Link
 from .._io._wakeups import Flag
 from .._message import PublishResult
-from .._sansio._events import Acknowledged, PublishAcknowledged
+from .._sansio._events import Acknowledged, PublishAcknowledged, PublishExpired
 from .._sansio._packets import Publish
 from .._sansio._properties import Properties
 from ._queue_journal import QueueJournal, stored_form
@@ -49,8 +51,8 @@ class Request:
     """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
 
     __slots__ = (
-        "error", "event", "journal_key", "on_done", "payload", "properties", "qos",
-        "restored", "result", "retain", "topic",
+        "deadline", "error", "event", "journal_key", "on_done", "payload", "properties",
+        "qos", "restored", "result", "retain", "topic",
     )  # fmt: skip
 
     def __init__(
@@ -68,6 +70,10 @@ class Request:
         self.properties = properties  # None: a SUBSCRIBE/UNSUBSCRIBE, not a publish
         self.journal_key = 0  # in a durable store's queue (QueueJournal), when not 0
         self.restored = False  # queued by an earlier process: nobody awaits it
+        #: when its Message Expiry Interval ends (trio's clock), if it has one
+        self.deadline: float | None = None
+        if properties is not None and properties.message_expiry_interval is not None:
+            self.deadline = trio.current_time() + properties.message_expiry_interval
         self.event = Flag()  # one waiter: the caller
         self.result: Acknowledged | None = None
         self.error: BaseException | None = None
@@ -94,6 +100,12 @@ class Request:
         ack = self.result
         if ack is None:
             return PublishResult(packet_id=None)
+        if isinstance(ack, PublishExpired):
+            raise NotConnectedError(
+                "the message expired (its Message Expiry Interval passed) while the "
+                "connection was down; it was not sent again, though the broker may have "
+                "received it before the connection was lost"
+            )
         assert isinstance(ack, PublishAcknowledged)
         if ack.reason_code.is_failure:
             props = ack.properties
@@ -252,8 +264,25 @@ class Outbox:
             self._journal.removed(request.journal_key)
 
     def _issue(self, link: Link, request: Request) -> None:
-        """Hand a publish to ``link`` (queued and flushed, not yet acknowledged)."""
-        assert request.properties is not None
+        """Hand a publish to ``link`` (queued and flushed, not yet acknowledged).
+
+        Raises:
+            NotConnectedError: its Message Expiry Interval passed while it was queued.
+        """
+        properties = request.properties
+        assert properties is not None
+        deadline = request.deadline
+        if deadline is not None:
+            # section 3.3.2.3.3: what is left of it; nothing, once it has passed
+            left = deadline - trio.current_time()
+            if left <= 0:
+                raise NotConnectedError(
+                    "the message expired (its Message Expiry Interval passed) before the "
+                    "client could send it"
+                )
+            remaining = math.ceil(left)
+            if remaining < (properties.message_expiry_interval or 0):
+                properties = attrs.evolve(properties, message_expiry_interval=remaining)
         if request.journal_key and self._journal is not None:
             self._journal.removed(
                 request.journal_key
@@ -263,7 +292,8 @@ class Outbox:
             request.payload,
             request.qos,
             request.retain,
-            request.properties,
+            properties,
+            deadline,
         )
         if packet_id is None:
             request.finish()
@@ -287,7 +317,7 @@ class Outbox:
             self._queued_bytes -= len(request.payload)
             try:
                 self._issue(link, request)
-            except (ValueError, LocalProtocolError) as exc:
+            except (ValueError, LocalProtocolError, NotConnectedError) as exc:
                 request.finish(error=exc)
 
     async def _outcome(self, request: Request) -> PublishResult:
@@ -331,7 +361,7 @@ class Outbox:
         request = self._waiters.pop(event.packet_id, None)
         if request is not None:
             request.finish(event)
-        if self._queue and isinstance(event, PublishAcknowledged):
+        if self._queue and isinstance(event, PublishAcknowledged | PublishExpired):
             self.pump()
 
     def link_down(self, poison: Mapping[int, BaseException]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from .._enums import ProtocolVersion, ReasonCode
+from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import MQTTError, SubscribeError, UnsubscribeError
 from .._io._link import Link
 from .._sansio._events import (
@@ -134,6 +134,9 @@ class Subscribing:
                 user_properties=ack.properties.user_properties,
             )
         inbox.subscribed = True
+        inbox.granted = (
+            tuple(QoS(code.value) for code in codes) if codes else inbox.granted
+        )
         return True
 
     async def leave(self, inbox: Inbox, error: BaseException | None) -> None:

@@ -40,7 +40,7 @@ from .._exceptions import (
 from .._io._contract import LinkListener
 from .._io._link import Link
 from .._sansio._codec import MAX_PACKET_SIZE
-from .._sansio._packets import ConnAck, Connect
+from .._sansio._packets import ConnAck, Connect, Disconnect
 from .._sansio._poison import Poison, Strikes, poison_error
 from .._sansio._session import SessionState
 from .._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
@@ -384,8 +384,9 @@ class Supervisor:
             poison.append(Poison(suspect, poison_error(suspect, error)))
         return poison
 
-    async def close(self) -> None:
-        """Disconnect cleanly (if connected) and stop reconnecting. Shielded and bounded.
+    async def close(self, farewell: Disconnect | None = None) -> None:
+        """Disconnect cleanly (if connected; with ``farewell``, else a normal DISCONNECT)
+        and stop reconnecting. Shielded and bounded.
 
         The caller then cancels the task running :meth:`run` (it may be waiting to reconnect):
         the supervisor has no cancel scope of its own, the nursery's serves (memory per idle
@@ -393,4 +394,4 @@ class Supervisor:
         self._closing = True
         link = self.link
         if link is not None:
-            await link.close()
+            await link.close(farewell)

@@ -40,7 +40,13 @@ from .._sansio._events import (
     KeepAliveExpired,
     ReauthenticationCompleted,
 )
-from .._sansio._packets import ConnAck, Connect, Publish, SubscriptionRequest
+from .._sansio._packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Publish,
+    SubscriptionRequest,
+)
 from .._sansio._poison import Suspect, ended_by_broker
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from .._sansio._session import SessionState
@@ -319,6 +325,9 @@ class Link:
         if isinstance(event, AuthChallenged | ReauthenticationCompleted):
             self._authenticate(event)
             return
+        if isinstance(event, Acknowledged):  # e.g. what CONNACK ended (the first early event)
+            self._listener.acknowledged(event)
+            return
         if isinstance(event, DisconnectReceived):
             props = event.properties
             error = ConnectionLostError(
@@ -326,6 +335,7 @@ class Link:
                 reason_code=event.reason_code,
                 reason_string=props.reason_string,
                 server_reference=props.server_reference,
+                user_properties=props.user_properties,
             )
             raise error
         await self._listener.deliver(event)
@@ -390,11 +400,14 @@ class Link:
         qos: QoS = QoS.AT_MOST_ONCE,
         retain: bool = False,
         properties: Properties = EMPTY_PROPERTIES,
+        expires_at: float | None = None,
     ) -> int | None:
-        """Queue a PUBLISH and have it sent; its packet identifier (``None`` for QoS 0)."""
+        """Queue a PUBLISH and have it sent; its packet identifier (``None`` for QoS 0).
+        ``expires_at``: when its Message Expiry Interval ends (trio's clock)."""
         packet_id = self._conn.publish(
-            topic, payload, qos=qos, retain=retain, properties=properties
-        )
+            topic, payload, qos=qos, retain=retain, properties=properties,
+            expires_at=expires_at,
+        )  # fmt: skip
         self._sender.flush()
         return packet_id
 
@@ -494,8 +507,9 @@ class Link:
         self._conn.connection_lost()
         await self._stream.discard()
 
-    async def close(self) -> None:
-        """Send DISCONNECT (if still connected), close the stream, stop the tasks.
+    async def close(self, farewell: Disconnect | None = None) -> None:
+        """Send DISCONNECT (``farewell``, else a normal one; if still connected), close the
+        stream, stop the tasks.
 
         Shielded from cancellation and bounded in time (:data:`CLOSE_GRACE` for the
         DISCONNECT, a second for the stream), like every ``aclose``. It works the same however
@@ -514,7 +528,10 @@ class Link:
                     # From here the broker's answer to DISCONNECT (closing its end) is the
                     # expected end, not a failure.
                     self._closing = True
-                    self._conn.disconnect()
+                    if farewell is None:
+                        self._conn.disconnect()
+                    else:
+                        self._conn.disconnect(farewell.reason_code, farewell.properties)
                     with trio.move_on_after(CLOSE_GRACE):
                         self._stop()  # this task sends the last bytes itself
                         await self._sender.send_last(lambda: self._failure is not None)

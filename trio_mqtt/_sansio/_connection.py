@@ -188,8 +188,11 @@ class MQTTConnection:
         qos: QoS = QoS.AT_MOST_ONCE,
         retain: bool = False,
         properties: Properties = EMPTY_PROPERTIES,
+        expires_at: float | None = None,
     ) -> int | None:
-        """Queue a PUBLISH. Returns its packet id (``None`` for QoS 0).
+        """Queue a PUBLISH. Returns its packet id (``None`` for QoS 0). ``expires_at``: when
+        its Message Expiry Interval ends, on the clock of ``now``: a resend after a reconnect
+        then carries what is left of it, or does not happen.
 
         Raises:
             QuotaExceeded: QoS 1/2 with the server's Receive Maximum reached; wait for an ack.
@@ -200,7 +203,7 @@ class MQTTConnection:
         if qos or retain or self._outbound.aliases is not None:
             # the server's limits only concern these; aliases are the outbound flows' too
             return self._outbound.publish(
-                topic, payload, qos, retain, properties, self.server
+                topic, payload, qos, retain, properties, self.server, expires_at
             )
         # QoS 0, not retained: the hot path of publishing, inline
         data = encode_publish(
@@ -423,8 +426,9 @@ class MQTTConnection:
             session.forget_released()
         # [MQTT-4.4.0-1] resend the session's flows, in their original order, before anything new
         events += self._outbound.resume(
-            limit=self.server.receive_maximum, session_present=packet.session_present
-        )
+            limit=self.server.receive_maximum, session_present=packet.session_present,
+            now=now,
+        )  # fmt: skip
         return events
 
     def _on_puback(self, packet: PubAck, now: float) -> list[Event]:

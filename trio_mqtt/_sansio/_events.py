@@ -38,6 +38,15 @@ class PublishAcknowledged:
 
 
 @attrs.frozen
+class PublishExpired:
+    """An outbound QoS 1/2 PUBLISH was not resent: its Message Expiry Interval passed while
+    the connection was down (section 3.3.2.3.3). Its flow is over, unacknowledged."""
+
+    packet_id: int
+    properties: Properties = EMPTY_PROPERTIES
+
+
+@attrs.frozen
 class SubscribeAcknowledged:
     """SUBACK arrived."""
 
@@ -91,10 +100,15 @@ class ReauthenticationCompleted:
 
 
 #: The broker's answers to our requests, each carrying the request's packet identifier.
-Acknowledged = PublishAcknowledged | SubscribeAcknowledged | UnsubscribeAcknowledged
+Acknowledged = (
+    PublishAcknowledged
+    | PublishExpired
+    | SubscribeAcknowledged
+    | UnsubscribeAcknowledged
+)
 
 Event = (
-    ConnectionAccepted | ConnectionRefused | Publish | PublishAcknowledged
+    ConnectionAccepted | ConnectionRefused | Publish | PublishAcknowledged | PublishExpired
     | SubscribeAcknowledged | UnsubscribeAcknowledged | DisconnectReceived | PongReceived
     | KeepAliveExpired | AuthChallenged | ReauthenticationCompleted
 )  # fmt: skip

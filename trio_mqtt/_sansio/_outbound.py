@@ -11,6 +11,7 @@ buffer at reconnect.
 from __future__ import annotations
 
 import functools
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -21,7 +22,7 @@ from .._enums import QoS, ReasonCode
 from .._exceptions import LocalProtocolError, RemoteProtocolError
 from ._aliases import OutboundAliases
 from ._codec import encode_publish, new_publish
-from ._events import Event, PublishAcknowledged
+from ._events import Event, PublishAcknowledged, PublishExpired
 from ._limits import QuotaExceeded, ServerLimits
 from ._outgoing import Outgoing
 from ._packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
@@ -99,6 +100,7 @@ class OutboundFlows:
         retain: bool,
         properties: Properties,
         server: ServerLimits,
+        expires_at: float | None = None,
     ) -> int | None:
         """Queue a PUBLISH within the server's limits (see :meth:`MQTTConnection.publish`)."""
         if qos > server.maximum_qos:
@@ -141,6 +143,8 @@ class OutboundFlows:
         )  # fmt: skip
         assert isinstance(packet, Publish)
         session.store_outbound(packet_id, packet)  # with its topic: resends carry it
+        if expires_at is not None:
+            session.expires[packet_id] = expires_at
         self.inflight += 1
         return packet_id
 
@@ -154,7 +158,9 @@ class OutboundFlows:
         commit = functools.partial(aliases.commit, packet.topic, alias, known)
         return attrs.evolve(packet, topic=topic, properties=properties), commit
 
-    def resume(self, *, limit: int, session_present: bool) -> list[Event]:
+    def resume(
+        self, *, limit: int, session_present: bool, now: float = 0.0
+    ) -> list[Event]:
         """A CONNACK accepted the connection: resend the session's flows (see the module
         docstring). Returns the flows it ends: without a session, a PUBREL awaiting PUBCOMP is
         moot (PUBREC already told us the server owns the message)."""
@@ -166,6 +172,8 @@ class OutboundFlows:
                 if isinstance(stored, PubRel):
                     session.finish_outbound(packet_id)
                     events.append(PublishAcknowledged(packet_id, ReasonCode.SUCCESS))
+        if session.expires:
+            events += self._expire(now)
         self.inflight = 0
         # Without a session the PUBLISHes go again as new messages under their ids: the
         # application's publish() is still waiting for them. (A shared empty deque when there
@@ -173,6 +181,28 @@ class OutboundFlows:
         self._backlog = deque(session.outbound) if session.outbound else _NO_BACKLOG
         self._resend_dup = session_present
         self.resend()
+        return events
+
+    def _expire(self, now: float) -> list[Event]:
+        """Before resending: end the flows whose Message Expiry Interval has passed, and give
+        the others what is left of it (section 3.3.2.3.3; whole seconds, rounded up)."""
+        session = self._session
+        events: list[Event] = []
+        for packet_id, deadline in list(session.expires.items()):
+            stored = session.outbound.get(packet_id)
+            if not isinstance(stored, Publish):
+                continue  # PUBREL: the server has the message; it is not resent
+            left = deadline - now
+            if left <= 0:
+                session.finish_outbound(packet_id)
+                events.append(PublishExpired(packet_id))
+            else:
+                properties = attrs.evolve(
+                    stored.properties, message_expiry_interval=math.ceil(left)
+                )
+                session.store_outbound(
+                    packet_id, attrs.evolve(stored, properties=properties)
+                )
         return events
 
     def resend(self) -> None:

@@ -171,6 +171,9 @@ class SessionState:
     released: ReleasedQoS2 = attrs.field(factory=ReleasedQoS2)
     packet_ids: PacketIdAllocator = attrs.field(factory=PacketIdAllocator)
     journal: SessionJournal | None = None
+    #: When outbound flows with a Message Expiry Interval expire (packet id -> the caller's
+    #: clock), so that a resend carries what is left, or does not happen (not journaled).
+    expires: dict[int, float] = attrs.field(factory=dict)
     #: Publishes an earlier process had accepted but not yet sent (a durable store's queue),
     #: keyed by their place in it, in order: the client sends them first.
     queued: list[tuple[int, Publish]] = attrs.field(factory=list)
@@ -205,6 +208,8 @@ class SessionState:
         """The flow ended: forget the packet and free its id."""
         del self.outbound[packet_id]
         self.packet_ids.release(packet_id)
+        if self.expires:
+            self.expires.pop(packet_id, None)
         if self.journal is not None:
             self.journal.outbound_removed(packet_id)
 
@@ -265,6 +270,7 @@ class SessionState:
     def clear(self) -> None:
         """Forget everything (the session was discarded)."""
         self.outbound.clear()
+        self.expires.clear()
         self.inbound_qos2.clear()
         self.inbound_fingerprints.clear()
         self.released = ReleasedQoS2()
