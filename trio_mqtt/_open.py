@@ -3,9 +3,11 @@ nursery for the duration of the ``async with`` block."""
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import trio
 
@@ -50,7 +52,7 @@ async def open_client(
     host: str | None = None,
     port: int | None = None,
     client_id: str | None = None,
-    protocol: ProtocolVersion = ProtocolVersion.V5,
+    protocol: ProtocolVersion | Literal["auto"] = ProtocolVersion.V5,
     username: str | None = None,
     password: str | bytes | None = None,
     authenticator: Authenticator | None = None,
@@ -86,7 +88,12 @@ async def open_client(
             first one's parts (``host`` alone is enough).
         client_id: the client identifier. ``None``: the broker assigns one (MQTT 5), or a random
             one is generated (MQTT 3.1.1). Required with a ``session_store``.
-        protocol: ``ProtocolVersion.V5`` (default) or ``ProtocolVersion.V311``.
+        protocol: ``ProtocolVersion.V5`` (default) or ``ProtocolVersion.V311``; or
+            ``"auto"``: MQTT 5, and MQTT 3.1.1 if the broker answers the first connection with
+            UNSUPPORTED_PROTOCOL_VERSION (0x84), as NATS and aedes do. The version the first
+            connection settles on is the client's for good (:attr:`MQTTClient.protocol`);
+            MQTT 5 only features are then refused as they are for 3.1.1. Not with a
+            ``session_store`` (its packets are stored in one version) or an ``authenticator``.
         username: the user name (overrides the URL's).
         password: the password (overrides the URL's). Never logged or shown in errors.
         authenticator: MQTT 5 enhanced authentication (section 4.12), e.g.
@@ -171,9 +178,22 @@ async def open_client(
         if tls_config is not None or any(e.tls for e in endpoints)
         else None
     )
-    protocol = ProtocolVersion(protocol)
-    connect = build_connect(
-        endpoints[0], client_id=client_id, protocol=protocol, username=username,
+    auto = isinstance(protocol, str)
+    if auto and protocol != "auto":
+        raise ValueError(
+            f'protocol must be a ProtocolVersion or "auto", not {protocol!r}'
+        )
+    if auto and (session_store is not None or authenticator is not None):
+        raise ValueError(
+            'protocol="auto" cannot be used with a session_store or an authenticator: '
+            "choose the version"
+        )
+    protocol = (
+        ProtocolVersion.V5 if isinstance(protocol, str) else ProtocolVersion(protocol)
+    )
+    connect_for = functools.partial(
+        build_connect,
+        endpoints[0], client_id=client_id, username=username,
         password=password, keepalive=keepalive, clean_start=clean_start,
         session_expiry=session_expiry, will=will, receive_maximum=receive_maximum,
         max_packet_size=max_packet_size, topic_alias_maximum=topic_alias_maximum,
@@ -181,6 +201,8 @@ async def open_client(
         request_response_information=request_response_information,
         request_problem_information=request_problem_information,
     )  # fmt: skip
+    connect = connect_for(protocol=protocol)
+    fallback = connect_for(protocol=ProtocolVersion.V311) if auto else None
     if authenticator is not None and protocol is not ProtocolVersion.V5:
         raise ValueError("enhanced authentication (authenticator=) needs MQTT 5")
     if session_store is not None and not client_id:
@@ -202,7 +224,7 @@ async def open_client(
         connect_timeout=connect_timeout, receive_maximum=receive_maximum,
         max_packet_size=max_packet_size, reconnect=reconnect, authenticator=authenticator,
         topic_alias_maximum=topic_alias_maximum if protocol is ProtocolVersion.V5 else 0,
-        topic_aliases=topic_aliases,
+        topic_aliases=topic_aliases, fallback=fallback,
     )  # fmt: skip
     session = (
         open_session(session_store, connect.client_id, protocol)

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 import trio_mqtt
+from tests.mosquitto import Mosquitto
 from tests.nats import NatsServer
 from trio_mqtt import ConnectRefusedError, ProtocolVersion, PublishError, ReasonCode
 
@@ -54,3 +55,37 @@ async def test_a_qos2_publish_nats_closes_on_fails_and_the_client_goes_on(
             await client.publish("poison/check", b"one", qos=1)
             message = await messages.receive()
         assert message.payload == b"one"
+
+
+async def test_protocol_auto_settles_on_what_each_broker_speaks(
+    nats: NatsServer, mosquitto: Mosquitto
+) -> None:
+    """``protocol="auto"``: MQTT 5 where the broker speaks it, MQTT 3.1.1 where it answers
+    0x84 (nats-server); either way the client works."""
+    for url, expected in [
+        (nats.url, ProtocolVersion.V311),
+        (mosquitto.url, ProtocolVersion.V5),
+    ]:
+        with trio.fail_after(10):
+            async with (
+                trio_mqtt.open_client(url, protocol="auto") as client,
+                client.subscribe("auto/check", qos=1) as messages,
+            ):
+                assert client.protocol is expected
+                await client.publish("auto/check", b"hello", qos=1)
+                assert (await messages.receive()).payload == b"hello"
+                assert client.reconnects == 0  # the fallback is not a reconnect
+
+
+async def test_protocol_auto_refuses_what_needs_one_version(
+    mosquitto: Mosquitto,
+) -> None:
+    store = trio_mqtt.MemorySessionStore()
+    with pytest.raises(ValueError, match="session_store"):
+        async with trio_mqtt.open_client(
+            mosquitto.url, protocol="auto", client_id="x", session_store=store
+        ):
+            pass
+    with pytest.raises(ValueError, match="auto"):
+        async with trio_mqtt.open_client(mosquitto.url, protocol="mqtt5"):  # type: ignore[arg-type]
+            pass

@@ -30,7 +30,7 @@ from .._config import (
     redirect_of,
     retry_cannot_help,
 )
-from .._enums import ProtocolVersion
+from .._enums import ProtocolVersion, ReasonCode
 from .._exceptions import (
     ConnectError,
     ConnectionLostError,
@@ -86,6 +86,8 @@ class ConnectionSettings:
     authenticator: Authenticator | None = None
     topic_alias_maximum: int = 0
     topic_aliases: bool = False
+    #: the MQTT 3.1.1 CONNECT to fall back to (``protocol="auto"``), until the first CONNACK
+    fallback: Connect | None = None
 
 
 def session_outlives(connect: Connect, connack: ConnAck) -> bool:
@@ -254,6 +256,8 @@ class Supervisor:
             except MQTTError as exc:
                 if self._closing:
                     return  # the application is leaving: a failed attempt is moot
+                if self._fall_back(exc):
+                    continue  # the same endpoint at once, in MQTT 3.1.1
                 error = exc
                 if is_overrun(exc) and attempt:
                     floor = True  # the broker is up, only buggy: do not escalate
@@ -264,6 +268,7 @@ class Supervisor:
                     raise
                 continue
             self._redirects = 0
+            self.settings.fallback = None  # the first CONNACK settles the version
             connected_at = trio.current_time()
             self._after_connack(connack)
             if self.started:
@@ -302,6 +307,19 @@ class Supervisor:
             immediate = self._immediate(error, attempt)
             if not immediate and not self._may_retry(error, attempt, down_since):
                 raise error
+
+    def _fall_back(self, error: MQTTError) -> bool:
+        """``protocol="auto"``: the broker refused MQTT 5 (0x84): from now on, MQTT 3.1.1."""
+        fallback = self.settings.fallback
+        if (
+            fallback is None
+            or not isinstance(error, ConnectRefusedError)
+            or error.reason_code is not ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+        ):
+            return False
+        log.info("%s does not speak MQTT 5: falling back to MQTT 3.1.1", self.endpoint)
+        self.connect, self.settings.fallback = fallback, None
+        return True
 
     def _immediate(self, error: MQTTError, attempt: int) -> bool:
         """Whether to try again at once: to follow a Server Reference (at most 5 in a row), or

@@ -325,7 +325,9 @@ class Link:
         if isinstance(event, AuthChallenged | ReauthenticationCompleted):
             self._authenticate(event)
             return
-        if isinstance(event, Acknowledged):  # e.g. what CONNACK ended (the first early event)
+        if isinstance(
+            event, Acknowledged
+        ):  # e.g. what CONNACK ended (the first early event)
             self._listener.acknowledged(event)
             return
         if isinstance(event, DisconnectReceived):
