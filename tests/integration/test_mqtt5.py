@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.lowlevel
 
 import trio_mqtt
 from tests.integration.test_client import unique
@@ -145,3 +146,88 @@ async def test_the_granted_qos_is_on_the_subscription(
         client.subscribe(unique("granted"), unique("other"), qos=2) as messages,
     ):
         assert messages.granted_qos == (QoS.AT_LEAST_ONCE, QoS.AT_LEAST_ONCE)
+
+
+async def test_no_local_keeps_our_own_messages_from_us(mosquitto: Mosquitto) -> None:
+    """[MQTT-3.8.3-3]: with No Local, the broker does not send us what we published."""
+    topic = unique("nolocal")
+    with trio.fail_after(10):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as client,
+            trio_mqtt.open_client(mosquitto.url) as other,
+            client.subscribe(topic, qos=1, no_local=True) as messages,
+        ):
+            await client.publish(topic, b"mine", qos=1)
+            await other.publish(topic, b"theirs", qos=1)
+            assert (await messages.receive()).payload == b"theirs"
+
+
+async def test_retain_as_published_and_retain_handling(mosquitto: Mosquitto) -> None:
+    """Retain As Published keeps the RETAIN flag on live messages ([MQTT-3.3.1-13]);
+    Retain Handling 2 sends no retained message on subscribe, 1 only for a new subscription
+    ([MQTT-3.3.1-10], [MQTT-3.3.1-11])."""
+    topic = unique("retained")
+    handling = trio_mqtt.RetainHandling
+    with trio.fail_after(10):
+        async with trio_mqtt.open_client(mosquitto.url) as client:
+            await client.publish(topic, b"stored", qos=1, retain=True)
+            async with client.subscribe(
+                topic, qos=1, retain_handling=handling.DO_NOT_SEND,
+                retain_as_published=True,
+            ) as messages:  # fmt: skip
+                await client.publish(topic, b"live", qos=1, retain=True)
+                live = await messages.receive()
+                assert (live.payload, live.retain) == (b"live", True)
+            async with client.subscribe(topic, qos=1) as messages:
+                await client.publish(topic + "/x", b"", qos=1)
+                stored = await messages.receive()  # SEND_ON_SUBSCRIBE, the default
+                assert (stored.payload, stored.retain) == (b"live", True)
+                await client.publish(topic, b"plain", qos=1, retain=True)
+                plain = await messages.receive()
+                assert (plain.payload, plain.retain) == (
+                    b"plain",
+                    False,
+                )  # not as published
+                async with client.subscribe(
+                    topic, qos=1, retain_handling=handling.SEND_IF_NEW_SUBSCRIPTION
+                ) as again:
+                    # the subscription exists already (the block above): nothing sent
+                    await client.publish(topic, b"marker", qos=0)
+                    assert (await again.receive()).payload == b"marker"
+            await client.publish(topic, b"", qos=1, retain=True)  # clear it
+
+
+async def test_a_shared_subscription_splits_the_work(mosquitto: Mosquitto) -> None:
+    """``$share/group/filter`` on Mosquitto: 20 QoS 1 messages split between two
+    subscribers of the group, none lost and none twice."""
+    topic = unique("jobs")
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    all_in = trio.Event()
+    with trio.fail_after(10):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as a,
+            trio_mqtt.open_client(mosquitto.url) as b,
+            a.subscribe(f"$share/workers/{topic}", qos=1) as for_a,
+            b.subscribe(f"$share/workers/{topic}", qos=1) as for_b,
+            trio_mqtt.open_client(mosquitto.url) as producer,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def collect(name: str, messages: trio_mqtt.Subscription) -> None:
+                async for message in messages:
+                    got[name].append(message.payload)
+                    if len(got["a"]) + len(got["b"]) == 20:
+                        all_in.set()
+
+            nursery.start_soon(collect, "a", for_a)
+            nursery.start_soon(collect, "b", for_b)
+            async with producer.pipeline() as pipe:
+                for n in range(20):
+                    await pipe.publish(topic, b"%d" % n)
+            while len(got["a"]) + len(got["b"]) < 20:
+                await trio.lowlevel.wait_all_tasks_blocked()
+                await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+    assert sorted(got["a"] + got["b"], key=int) == [b"%d" % n for n in range(20)]
+    assert got["a"]
+    assert got["b"]

@@ -370,10 +370,16 @@ async def test_puback_for_unknown_packet_id_is_a_protocol_error(
 
 
 async def test_broker_disconnect_surfaces_with_reason(broker: ScriptedBroker) -> None:
+    """The broker's DISCONNECT: reason code, Reason String and User Properties, in order."""
+    user = b"\x26" + wire.string("node") + wire.string("b-2")
+    user += b"\x26" + wire.string("node") + wire.string("b-3")
+
     async def script() -> None:
         await _accept(broker)
         await broker.send(
-            wire.frame(0xE0, b"\x8b" + wire.props(wire.reason_string("maintenance")))
+            wire.frame(
+                0xE0, b"\x8b" + wire.props(wire.reason_string("maintenance"), user)
+            )
         )
 
     async with trio.open_nursery() as nursery:
@@ -385,6 +391,8 @@ async def test_broker_disconnect_surfaces_with_reason(broker: ScriptedBroker) ->
                 await trio.sleep_forever()
     assert info.value.reason_code is ReasonCode.SERVER_SHUTTING_DOWN
     assert "maintenance" in str(info.value)
+    assert info.value.reason_string == "maintenance"
+    assert info.value.user_properties == (("node", "b-2"), ("node", "b-3"))
 
 
 async def test_cancelled_publish_keeps_the_session_consistent(
