@@ -224,9 +224,7 @@ async def test_a_shared_subscription_splits_the_work(mosquitto: Mosquitto) -> No
             async with producer.pipeline() as pipe:
                 for n in range(20):
                     await pipe.publish(topic, b"%d" % n)
-            while len(got["a"]) + len(got["b"]) < 20:
-                await trio.lowlevel.wait_all_tasks_blocked()
-                await trio.lowlevel.checkpoint()
+            await all_in.wait()
             nursery.cancel_scope.cancel()
     assert sorted(got["a"] + got["b"], key=int) == [b"%d" % n for n in range(20)]
     assert got["a"]
