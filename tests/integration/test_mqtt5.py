@@ -11,6 +11,7 @@ import trio.lowlevel
 import trio_mqtt
 from tests.integration.test_client import unique
 from tests.mosquitto import Mosquitto
+from tests.proxy import open_proxy
 from trio_mqtt import LocalProtocolError, ProtocolVersion, QoS, ReasonCode
 
 
@@ -229,3 +230,48 @@ async def test_a_shared_subscription_splits_the_work(mosquitto: Mosquitto) -> No
     assert sorted(got["a"] + got["b"], key=int) == [b"%d" % n for n in range(20)]
     assert got["a"]
     assert got["b"]
+
+
+async def test_a_message_that_expired_offline_is_not_sent(mosquitto: Mosquitto) -> None:
+    """A QoS 1 publish with a 1 s Message Expiry Interval waits in the offline queue while
+    the broker is unreachable for longer: it raises NotConnectedError, and the subscriber
+    receives nothing of it; one with 60 s goes out when the client is back, with what is
+    left of its interval."""
+    topic = unique("expiry")
+    policy = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=0.1)
+    with trio.fail_after(15):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as subscriber,
+            subscriber.subscribe(topic, qos=1) as messages,
+            open_proxy(mosquitto.port) as proxy,
+            trio_mqtt.open_client(proxy.url, reconnect=policy) as client,
+            trio.open_nursery() as nursery,
+        ):
+            proxy.refuse(True)
+            with client.watch_state() as changes:
+                await anext(changes)  # connected
+                proxy.cut()
+                await anext(changes)  # the connection is gone: what follows is queued
+            outcomes: dict[int, object] = {}
+
+            async def publish(interval: int) -> None:
+                try:
+                    outcomes[interval] = await client.publish(
+                        topic, b"%d" % interval, qos=1, message_expiry_interval=interval
+                    )
+                except trio_mqtt.NotConnectedError as exc:
+                    outcomes[interval] = exc
+
+            nursery.start_soon(publish, 1)
+            nursery.start_soon(publish, 60)
+            await trio.sleep(
+                1.5
+            )  # the outage outlasts the 1 s interval: the point here
+            proxy.refuse(False)
+            message = await messages.receive()
+    assert isinstance(outcomes[1], trio_mqtt.NotConnectedError)
+    assert isinstance(outcomes[60], trio_mqtt.PublishResult)
+    assert message.payload == b"60"
+    left = message.properties.message_expiry_interval
+    assert left is not None
+    assert left <= 59
