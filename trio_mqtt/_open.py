@@ -203,6 +203,7 @@ async def open_client(
     )  # fmt: skip
     connect = connect_for(protocol=protocol)
     fallback = connect_for(protocol=ProtocolVersion.V311) if auto else None
+    del connect_for  # a local of this generator lives as long as the client: 0.6 KiB
     if authenticator is not None and protocol is not ProtocolVersion.V5:
         raise ValueError("enhanced authentication (authenticator=) needs MQTT 5")
     if session_store is not None and not client_id:

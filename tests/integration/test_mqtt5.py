@@ -275,3 +275,41 @@ async def test_a_message_that_expired_offline_is_not_sent(mosquitto: Mosquitto) 
     left = message.properties.message_expiry_interval
     assert left is not None
     assert left <= 59
+
+
+async def test_will_properties_reach_the_subscriber(mosquitto: Mosquitto) -> None:
+    """Will Properties (section 3.1.3.2): the broker publishes the will with them, once the
+    Will Delay Interval has passed after the client vanished (the session outlives it)."""
+    topic = unique("will-props")
+    will = trio_mqtt.Will(
+        topic, "offline", qos=1,
+        properties=trio_mqtt.Properties(
+            will_delay_interval=1, content_type="text/plain", message_expiry_interval=600,
+            response_topic="ops/ack", correlation_data=b"\x07",
+            user_properties=(("site", "a"), ("site", "b")),
+        ),
+    )  # fmt: skip
+    with trio.fail_after(15):
+        async with (
+            trio_mqtt.open_client(mosquitto.url) as watcher,
+            watcher.subscribe(topic, qos=1) as wills,
+            open_proxy(mosquitto.port) as proxy,
+        ):
+            with pytest.raises(trio_mqtt.ConnectionLostError):
+                async with trio_mqtt.open_client(
+                    proxy.url, will=will, session_expiry=10, reconnect=None
+                ):
+                    proxy.cut()  # gone without DISCONNECT
+                    await trio.sleep_forever()
+            gone = trio.current_time()
+            message = await wills.receive()
+            waited = trio.current_time() - gone
+    props = message.properties
+    assert message.payload == b"offline"
+    assert (props.content_type, props.response_topic, props.correlation_data) == (
+        "text/plain", "ops/ack", b"\x07",
+    )  # fmt: skip
+    assert props.user_properties == (("site", "a"), ("site", "b"))
+    assert (
+        waited >= 0.5
+    )  # not before the Will Delay Interval (the broker counts whole seconds)
