@@ -3,7 +3,6 @@ work to the engine (:class:`ClientCore` and its parts), which owns the client's 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import final
 
@@ -19,9 +18,9 @@ from ._engine._supervisor import Supervisor
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, ReasonCode, RetainHandling
 from ._exceptions import LocalProtocolError, NotConnectedError
 from ._message import Message, PublishResult
-from ._options import check_qos, publish_properties
+from ._options import build_disconnect, check_qos, publish_properties
 from ._pipeline import Pipeline
-from ._sansio._packets import Disconnect, SubscriptionRequest, payload_bytes
+from ._sansio._packets import SubscriptionRequest, payload_bytes
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._service import Requests, request as service_request
 from ._status import ClientState, ServerInfo, StateWatcher, server_info
@@ -157,37 +156,10 @@ class MQTTClient(metaclass=NoPublicConstructor):
                 when the client connected with none ([MQTT-3.14.2-2]); anything but a plain
                 DISCONNECT over MQTT 3.1.1, whose DISCONNECT carries nothing.
         """
-        reason_code = ReasonCode(reason_code)
-        if reason_code not in _CLIENT_DISCONNECT_CODES:
-            raise ValueError(
-                f"a client may not send DISCONNECT {reason_code.describe()}"
-            )
-        connected_expiry = self._supervisor.connect.properties.session_expiry_interval
-        if session_expiry is not None and session_expiry > 0 and not connected_expiry:
-            raise ValueError(
-                "session_expiry cannot be set on DISCONNECT when the client connected "
-                "with none [MQTT-3.14.2-2]: give open_client(session_expiry=...)"
-            )
-        plain = (
-            reason_code is ReasonCode.NORMAL_DISCONNECTION
-            and session_expiry is None
-            and reason_string is None
-            and not user_properties
-        )
-        if self.protocol is ProtocolVersion.V311 and not plain:
-            raise ValueError(
-                "an MQTT 3.1.1 DISCONNECT carries no reason code or properties"
-            )
-        farewell = Disconnect(
-            reason_code=reason_code,
-            properties=Properties(
-                session_expiry_interval=None
-                if session_expiry is None
-                else min(math.ceil(session_expiry), 0xFFFFFFFF),
-                reason_string=reason_string,
-                user_properties=tuple(user_properties),
-            ),
-        )
+        farewell = build_disconnect(
+            self._supervisor.connect, reason_code, session_expiry=session_expiry,
+            reason_string=reason_string, user_properties=user_properties,
+        )  # fmt: skip
         self._core.closing()
         await self._supervisor.close(farewell)
 
@@ -507,25 +479,3 @@ class MQTTClient(metaclass=NoPublicConstructor):
                 f"{used[0]!r} is used by a live subscription block: leave that block instead"
             )
         await self._core.subscribing.unsubscribe(filters)
-
-
-#: The DISCONNECT reason codes a client may send (section 3.14.2.1).
-_CLIENT_DISCONNECT_CODES = frozenset(
-    ReasonCode(code)
-    for code in (
-        0x00,
-        0x04,
-        0x80,
-        0x81,
-        0x82,
-        0x83,
-        0x90,
-        0x93,
-        0x94,
-        0x95,
-        0x96,
-        0x97,
-        0x98,
-        0x99,
-    )
-)

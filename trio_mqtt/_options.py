@@ -11,9 +11,9 @@ from typing import Any
 import attrs
 
 from ._config import Endpoint
-from ._enums import ProtocolVersion
+from ._enums import ProtocolVersion, ReasonCode
 from ._sansio._codec import MAX_PACKET_SIZE
-from ._sansio._packets import Connect, Will
+from ._sansio._packets import Connect, Disconnect, Will
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._topics import validate_topic_name
 
@@ -174,3 +174,70 @@ def publish_properties(
             changes["user_properties"] = tuple(user_properties)
         return attrs.evolve(properties or EMPTY_PROPERTIES, **changes)
     return properties or EMPTY_PROPERTIES
+
+
+#: The DISCONNECT reason codes a client may send (section 3.14.2.1).
+_CLIENT_DISCONNECT_CODES = frozenset(
+    ReasonCode(code)
+    for code in (
+        0x00,
+        0x04,
+        0x80,
+        0x81,
+        0x82,
+        0x83,
+        0x90,
+        0x93,
+        0x94,
+        0x95,
+        0x96,
+        0x97,
+        0x98,
+        0x99,
+    )
+)
+
+
+def build_disconnect(
+    connect: Connect,
+    reason_code: ReasonCode,
+    *,
+    session_expiry: float | None,
+    reason_string: str | None,
+    user_properties: Sequence[tuple[str, str]],
+) -> Disconnect:
+    """The DISCONNECT of :meth:`MQTTClient.disconnect`, for a client that sent ``connect``.
+
+    Raises:
+        ValueError: see :meth:`MQTTClient.disconnect`.
+    """
+    reason_code = ReasonCode(reason_code)
+    if reason_code not in _CLIENT_DISCONNECT_CODES:
+        raise ValueError(f"a client may not send DISCONNECT {reason_code.describe()}")
+    connected_expiry = connect.properties.session_expiry_interval
+    if session_expiry is not None and session_expiry > 0 and not connected_expiry:
+        raise ValueError(
+            "session_expiry cannot be set on DISCONNECT when the client connected "
+            "with none [MQTT-3.14.2-2]: give open_client(session_expiry=...)"
+        )
+    plain = (
+        reason_code is ReasonCode.NORMAL_DISCONNECTION
+        and session_expiry is None
+        and reason_string is None
+        and not user_properties
+    )
+    if connect.protocol_version is ProtocolVersion.V311 and not plain:
+        raise ValueError(
+            "an MQTT 3.1.1 DISCONNECT carries no reason code or properties"
+        )
+    expiry = (
+        None if session_expiry is None else min(math.ceil(session_expiry), 0xFFFFFFFF)
+    )
+    return Disconnect(
+        reason_code=reason_code,
+        properties=Properties(
+            session_expiry_interval=expiry,
+            reason_string=reason_string,
+            user_properties=tuple(user_properties),
+        ),
+    )
