@@ -81,16 +81,19 @@ class ClientConnection:
         await trio.lowlevel.checkpoint()
 
     async def _writer(self) -> None:
-        async for data in self._outbox:
-            if data is None:
-                await self.stream.aclose()
-                return
-            if not data:
-                return  # cut without FIN: the stream stays open, and silent
-            delay = self.broker.faults(self.client_id).delay
-            if delay:
-                await trio.sleep(delay)
-            await self.stream.send_all(data)
+        try:
+            async for data in self._outbox:
+                if data is None:
+                    await self.stream.aclose()
+                    return
+                if not data:
+                    return  # cut without FIN: the stream stays open, and silent
+                delay = self.broker.faults(self.client_id).delay
+                if delay:
+                    await trio.sleep(delay)
+                await self.stream.send_all(data)
+        except _TRANSPORT_ERRORS:
+            self._scope.cancel()  # the client is gone: the reader stops too
 
     def taken_over(self) -> None:
         """Another connection took the session over ([MQTT-3.1.4-3]): end this one now."""
@@ -109,17 +112,14 @@ class ClientConnection:
     # -- the connection's life ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer)
-                with self._scope:
-                    try:
-                        await self._read_loop()
-                    except (MQTTError, *_TRANSPORT_ERRORS) as exc:
-                        self._protocol_error(exc)
-                    self._send.send_nowait(None)
-                self._ended()
-        except _TRANSPORT_ERRORS:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer)
+            with self._scope:
+                try:
+                    await self._read_loop()
+                except (MQTTError, *_TRANSPORT_ERRORS) as exc:
+                    self._protocol_error(exc)
+                self._send.send_nowait(None)
             self._ended()
 
     def _protocol_error(self, exc: BaseException) -> None:
