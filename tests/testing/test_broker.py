@@ -11,14 +11,12 @@ import trio.testing
 
 import trio_mqtt
 from trio_mqtt import (
-    ConnectionLostError,
     ConnectRefusedError,
     ProtocolVersion,
     PublishError,
     ReasonCode,
     ReconnectPolicy,
     SubscribeError,
-    Will,
 )
 from trio_mqtt.lowlevel import (
     ConnAck,
@@ -127,33 +125,6 @@ async def test_refused_connections_and_restarts(
         await client.wait_connected()
         assert mqtt_broker.retained == {}
         assert client.reconnects == 1
-
-
-async def test_session_expiry_and_will_delay_on_virtual_time(
-    autojump_clock: trio.testing.MockClock,
-    mqtt_broker: MQTTBroker,
-    mqtt_connect: ConnectFactory,
-    mqtt_protocol: ProtocolVersion,
-) -> None:
-    if mqtt_protocol is ProtocolVersion.V311:
-        pytest.skip("session expiry and will delay are MQTT 5")
-    will = Will(
-        "w", b"gone", qos=1, properties=trio_mqtt.Properties(will_delay_interval=30)
-    )
-    async with mqtt_connect() as watcher, watcher.subscribe("w", qos=1) as wills:
-        with pytest.raises(ConnectionLostError):
-            async with mqtt_connect(
-                client_id="dev", will=will, session_expiry=60, reconnect=None
-            ):
-                mqtt_broker.cut("dev")
-                await trio.sleep_forever()
-        gone = trio.current_time()
-        await wills.receive()
-        assert trio.current_time() - gone == pytest.approx(30)
-        assert mqtt_broker.session("dev").connected is False
-        await trio.sleep(31)
-        with pytest.raises(KeyError):
-            mqtt_broker.session("dev")  # expired 60 s after the connection ended
 
 
 async def test_hooks_refuse_a_publish_and_a_subscribe(
