@@ -8,7 +8,15 @@ import trio
 import trio.testing
 
 import trio_mqtt
-from trio_mqtt import ConnectionLostError, Will
+from tests.scram_server import ScramServer
+from trio_mqtt import (
+    ConnectionLostError,
+    ConnectRefusedError,
+    ReasonCode,
+    ScramAuthenticator,
+    Will,
+)
+from trio_mqtt.lowlevel import Auth
 from trio_mqtt.testing import MQTTBroker
 from trio_mqtt.testing.pytest_plugin import ConnectFactory
 
@@ -35,3 +43,52 @@ async def test_session_expiry_and_will_delay_on_virtual_time(
         await trio.sleep(31)
         with pytest.raises(KeyError):
             mqtt_broker.session("dev")  # expired 60 s after the connection ended
+
+
+class ScramExchange:
+    """An AuthExchange for the test broker, on the RFC-written SCRAM server of the suite."""
+
+    def __init__(self, password: str) -> None:
+        self.server = ScramServer(username="alice", password=password)
+
+    def start(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
+        assert data is not None
+        return ReasonCode.CONTINUE_AUTHENTICATION, self.server.first(data)
+
+    def step(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
+        assert data is not None
+        ok, final = self.server.final(data)
+        return (ReasonCode.SUCCESS, final) if ok else (ReasonCode.NOT_AUTHORIZED, None)
+
+
+@pytest.mark.parametrize(
+    ("password", "accepted"), [("wonderland", True), ("looking-glass", False)]
+)
+async def test_enhanced_authentication_hooks(
+    mqtt_broker: MQTTBroker, mqtt_connect: ConnectFactory, password: str, accepted: bool
+) -> None:
+    """SCRAM-SHA-256 through the broker's ``enhanced_auth`` hook: CONNECT, AUTH 0x18 both
+    ways, CONNACK with the server's proof (which the client verifies)."""
+    mqtt_broker.options.enhanced_auth = lambda method: (
+        ScramExchange("wonderland") if method == "SCRAM-SHA-256" else None
+    )
+    scram = ScramAuthenticator(username="alice", password=password)
+    if accepted:
+        async with mqtt_connect(authenticator=scram) as client:
+            await client.publish("t", b"x", qos=1)
+        assert len(mqtt_broker.packets(direction="out", kind=Auth)) == 1
+    else:
+        with pytest.raises(ConnectRefusedError) as caught:
+            async with mqtt_connect(authenticator=scram):
+                pass
+        assert caught.value.reason_code is ReasonCode.NOT_AUTHORIZED
+
+
+async def test_an_unknown_method_is_refused(
+    mqtt_broker: MQTTBroker, mqtt_connect: ConnectFactory
+) -> None:
+    scram = ScramAuthenticator(username="alice", password="x")
+    with pytest.raises(ConnectRefusedError) as caught:
+        async with mqtt_connect(authenticator=scram):
+            pass
+    assert caught.value.reason_code is ReasonCode.BAD_AUTHENTICATION_METHOD

@@ -10,6 +10,13 @@ use it from a project's own tests.
 from __future__ import annotations
 
 from ._broker import BrokerOptions, LoggedPacket, MQTTBroker, open_broker
-from ._state import SessionView
+from ._state import AuthExchange, SessionView
 
-__all__ = ["BrokerOptions", "LoggedPacket", "MQTTBroker", "SessionView", "open_broker"]
+__all__ = [
+    "AuthExchange",
+    "BrokerOptions",
+    "LoggedPacket",
+    "MQTTBroker",
+    "SessionView",
+    "open_broker",
+]

@@ -16,6 +16,7 @@ from .._enums import ProtocolVersion, QoS, ReasonCode
 from .._exceptions import MQTTError
 from .._sansio._codec import MAX_PACKET_SIZE, PacketReader, encode_packet
 from .._sansio._packets import (
+    Auth,
     ConnAck,
     Connect,
     Disconnect,
@@ -34,7 +35,7 @@ from .._sansio._packets import (
 )
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from .._topics import split_shared
-from ._state import BrokerCore, Session, Stored, Subscription
+from ._state import AuthExchange, BrokerCore, Session, Stored, Subscription
 
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -57,6 +58,9 @@ class ClientConnection:
         self._send, self._outbox = trio.open_memory_channel[bytes | None](math.inf)
         self._scope = trio.CancelScope()
         self._will_on_end = True
+        self._assigned: str | None = None  # the client id we chose
+        #: an enhanced authentication under way: its CONNECT and exchange
+        self._exchange: tuple[Connect, AuthExchange] | None = None
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -193,6 +197,20 @@ class ClientConnection:
                     connected = True
                     continue
                 self.broker.record(self.client_id, "in", packet)
+                if (
+                    self._exchange is not None
+                ):  # authenticating: only AUTH 0x18 may come
+                    if not (
+                        isinstance(packet, Auth)
+                        and packet.reason_code is ReasonCode.CONTINUE_AUTHENTICATION
+                        and self._authenticated(
+                            *self._exchange[1].step(
+                                packet.properties.authentication_data
+                            )
+                        )
+                    ):
+                        return
+                    continue
                 if not self._handle(packet):
                     return
 
@@ -218,10 +236,47 @@ class ClientConnection:
             if code is not None:  # (3.1.1: the encoder gives the nearest return code)
                 self.send(ConnAck(reason_code=code))
             return -1
-        assigned = None
         if not self.client_id:
-            self.client_id = assigned = broker.assign_id()
+            self.client_id = broker.assign_id()
+            self._assigned = self.client_id
         broker.record(self.client_id, "in", connect)
+        method = connect.properties.authentication_method
+        if v5 and method is not None:  # enhanced authentication (section 4.12)
+            make = options.enhanced_auth
+            exchange = make(method) if make is not None else None
+            if exchange is None:
+                self.send(ConnAck(reason_code=ReasonCode.BAD_AUTHENTICATION_METHOD))
+                return -1
+            self._exchange = (connect, exchange)
+            answer = exchange.start(connect.properties.authentication_data)
+            if not self._authenticated(*answer):
+                return -1
+            return float(connect.keep_alive)
+        return self._accept(connect)
+
+    def _authenticated(self, code: ReasonCode, data: bytes | None) -> bool:
+        """Act on an authentication step's answer; False if it refused the client."""
+        assert self._exchange is not None
+        connect = self._exchange[0]
+        method = connect.properties.authentication_method
+        if code is ReasonCode.CONTINUE_AUTHENTICATION:
+            props = Properties(authentication_method=method, authentication_data=data)
+            self.send(Auth(reason_code=code, properties=props))
+            return True
+        self._exchange = None
+        if code.is_failure:
+            self.send(ConnAck(reason_code=code))
+            return False
+        self._accept(connect, method, data)
+        return True
+
+    def _accept(
+        self, connect: Connect, method: str | None = None, data: bytes | None = None
+    ) -> float:
+        """Accept the connection: the session, CONNACK, resends; the keep alive in force."""
+        broker, options = self.broker, self.broker.options
+        v5 = self.version is ProtocolVersion.V5
+        assigned = self._assigned
         props = connect.properties
         self.receive_maximum = props.receive_maximum or 65535
         self.max_packet_size = props.maximum_packet_size or MAX_PACKET_SIZE
@@ -266,6 +321,8 @@ class ClientConnection:
                 subscription_identifier_available=None
                 if options.subscription_identifiers
                 else False,
+                authentication_method=method,
+                authentication_data=data,
             )  # fmt: skip
         self.send(ConnAck(session_present=present, properties=ack_props))
         # [MQTT-4.4.0-1] resend what the client has not acknowledged, in order, then the queue

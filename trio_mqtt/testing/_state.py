@@ -116,6 +116,18 @@ def view(session: Session) -> SessionView:
     )
 
 
+class AuthExchange(Protocol):
+    """One enhanced authentication (section 4.12), the broker's side: a test's
+    ``enhanced_auth`` option makes one per CONNECT that names a method it knows."""
+
+    def start(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
+        """CONNECT's Authentication Data: CONTINUE_AUTHENTICATION (0x18) with a challenge,
+        SUCCESS with the final data (in CONNACK), or a failure code (CONNACK refuses)."""
+
+    def step(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
+        """The client's AUTH 0x18 data: answered the same way."""
+
+
 class BrokerCore(Protocol):
     """The broker, as one client connection uses it (implemented by :class:`MQTTBroker`)."""
 
@@ -181,6 +193,8 @@ class Options:
         authenticate: ``(connect) -> reason code or None``: refuse a CONNECT with that code.
         authorize_publish: ``(client_id, topic) -> reason code or None``: refuse a PUBLISH.
         authorize_subscribe: ``(client_id, topic_filter) -> reason code or None``.
+        enhanced_auth: ``(method) -> AuthExchange or None``: MQTT 5 enhanced authentication
+            (None, or no option: CONNACK 0x8C, bad authentication method).
     """
 
     receive_maximum: int = 65535
@@ -196,3 +210,4 @@ class Options:
     authenticate: Callable[[Connect], ReasonCode | None] | None = None
     authorize_publish: Callable[[str, str], ReasonCode | None] | None = None
     authorize_subscribe: Callable[[str, str], ReasonCode | None] | None = None
+    enhanced_auth: Callable[[str], AuthExchange | None] | None = None
