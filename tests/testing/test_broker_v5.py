@@ -16,7 +16,7 @@ from trio_mqtt import (
     ScramAuthenticator,
     Will,
 )
-from trio_mqtt.lowlevel import Auth
+from trio_mqtt.lowlevel import Auth, Connect, Publish
 from trio_mqtt.testing import MQTTBroker
 from trio_mqtt.testing.pytest_plugin import ConnectFactory
 
@@ -92,3 +92,38 @@ async def test_an_unknown_method_is_refused(
         async with mqtt_connect(authenticator=scram):
             pass
     assert caught.value.reason_code is ReasonCode.BAD_AUTHENTICATION_METHOD
+
+
+async def test_the_broker_sets_topic_aliases_when_asked(
+    mqtt_broker: MQTTBroker, mqtt_connect: ConnectFactory
+) -> None:
+    """``send_topic_aliases``: within the client's Topic Alias Maximum (16 by default) the
+    broker sends a topic once, then the alias alone; the client resolves each."""
+    mqtt_broker.options.send_topic_aliases = True
+    topic = "plant/line-1/temperature"
+    async with mqtt_connect() as client, client.subscribe(topic, qos=1) as messages:
+        for n in range(3):
+            await client.publish(topic, b"%d" % n, qos=1)
+        got = [(await messages.receive()).topic for _ in range(3)]
+    assert got == [topic] * 3
+    sent = mqtt_broker.packets(direction="out", kind=Publish)
+    assert [(p.topic, p.properties.topic_alias) for p in sent] == [  # type: ignore[attr-defined]
+        (topic, 1), ("", 1), ("", 1),
+    ]  # fmt: skip
+
+
+async def test_the_authenticate_hook_checks_credentials(
+    mqtt_broker: MQTTBroker, mqtt_connect: ConnectFactory
+) -> None:
+    def authenticate(connect: Connect) -> ReasonCode | None:
+        if (connect.username, connect.password) != ("alice", b"wonderland"):
+            return ReasonCode.BAD_USER_NAME_OR_PASSWORD
+        return None
+
+    mqtt_broker.options.authenticate = authenticate
+    async with mqtt_connect(username="alice", password="wonderland"):
+        pass
+    with pytest.raises(ConnectRefusedError) as caught:
+        async with mqtt_connect(username="alice", password="guess"):
+            pass
+    assert caught.value.reason_code is ReasonCode.BAD_USER_NAME_OR_PASSWORD
