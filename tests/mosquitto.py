@@ -112,6 +112,7 @@ def make_config(
         "log_type error",
         "log_type warning",
         "log_type notice",  # connections and how they ended (tests/integration/test_lifecycle.py)
+        "log_type subscribe",  # "<client id> <qos> <filter>": when a subscription is in place
         f"listener {port} 127.0.0.1",
     ]
     tls_port = None

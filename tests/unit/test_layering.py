@@ -93,6 +93,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("public objects", ["_subscription", "_pipeline", "_service", "_client", "_open"]),
     ("namespaces", ["lowlevel", "abc", "__init__"]),
+    ("the command line", ["_cli", "__main__"]),
     (
         "the test double (trio_mqtt.testing)",
         ["testing._state", "testing._client", "testing._broker", "testing", "testing.pytest_plugin"],
