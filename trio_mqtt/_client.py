@@ -88,9 +88,9 @@ class MQTTClient(metaclass=NoPublicConstructor):
     def watch_state(self) -> StateWatcher:
         """The state changes, as an async iterator; use as a ``with`` block::
 
-        with client.watch_state() as changes:
-            async for change in changes:  # Connected, Disconnected, Reconnecting
-                print(change)
+            with client.watch_state() as changes:
+                async for change in changes:  # Connected, Disconnected, Reconnecting
+                    print(change)
 
         The first change is the latest one before the call, so it tells where the client is
         now (for a client just opened, the :class:`Connected` of its first connection); then

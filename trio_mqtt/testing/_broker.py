@@ -73,7 +73,10 @@ class MQTTBroker:
     async def connect_stream(self) -> trio.abc.Stream:
         """A new connection to the broker, as the client's ``transport_factory`` wants it::
 
-        open_client(transport_factory=broker.connect_stream)
+            open_client(transport_factory=broker.connect_stream)
+
+        Returns:
+            The client's end of an in-memory stream; the broker serves the other end.
         """
         client, server = trio.testing.memory_stream_pair()
         self._nursery.start_soon(self._serve, server)

@@ -1,0 +1,27 @@
+"""Sphinx configuration: the trio-mqtt documentation site (bash scripts/docs builds it)."""
+
+from __future__ import annotations
+
+import trio_mqtt
+
+project = "trio-mqtt"
+author = "the trio-mqtt developers"
+release = trio_mqtt.__version__
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+html_theme = "furo"
+html_title = f"trio-mqtt {release}"
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+myst_heading_anchors = 3
+# No intersphinx: the build must work offline (CI machines reach only package registries).
+nitpicky = False
+exclude_patterns = ["_build"]
