@@ -24,7 +24,6 @@ from ._exceptions import MQTTError
 from ._io._transports import open_transport
 from ._options import (
     DEFAULT_MAX_PACKET_SIZE,
-    BrokerSpec,
     build_connect,
     resolve_endpoints,
 )
@@ -47,7 +46,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 @asynccontextmanager
 async def open_client(
-    broker: BrokerSpec | None = None,
+    broker: str | Endpoint | Sequence[str | Endpoint] | None = None,
     *,
     host: str | None = None,
     port: int | None = None,

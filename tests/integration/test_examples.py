@@ -36,3 +36,20 @@ def test_sensor_network_output(
     assert (
         lines[3] == "late joiner <- home/livingroom/temperature = 22.0 (retained=True)"
     )
+
+
+def test_the_demo_tells_the_rest_of_the_introduction(
+    mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last Will, the QoS 2 command channel and the persistent-session consumer."""
+    module = runpy.run_path(str(EXAMPLES[0].parent / "sensor_network.py"))
+    trio.run(module["main"], mosquitto.url)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[4:10] == [
+        "  * monitor sees sensor-2: online",
+        "  * sensor-2 is gone; its Last Will tells the monitor: offline",
+        "  * heater set to 20 (QoS 2: exactly once)",
+        "  * heater set to 21 (QoS 2: exactly once)",
+        "  * the archiver was away while the meter published 3 readings",
+        "  * back (session present: True), it gets them all: ['1.2', '1.3', '1.5']",
+    ]

@@ -195,3 +195,11 @@ def test_a_will_takes_the_payloads_publish_takes() -> None:
     assert trio_mqtt.Will("t", memoryview(b"ab")).payload == b"ab"
     with pytest.raises(TypeError, match="not int"):
         trio_mqtt.Will("t", 42)  # type: ignore[arg-type]
+
+
+def test_open_client_shows_only_public_types() -> None:
+    """help(open_client) names no private alias (it showed ``BrokerSpec``)."""
+    import inspect
+
+    for parameter in inspect.signature(trio_mqtt.open_client).parameters.values():
+        assert "Spec" not in str(parameter.annotation), parameter
