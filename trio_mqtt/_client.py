@@ -98,6 +98,9 @@ class MQTTClient(metaclass=NoPublicConstructor):
 
         Returns:
             A :class:`StateWatcher`, to be used as a ``with`` block.
+
+        Raises:
+            Nothing: a closed client gives a watcher whose iteration ends at once.
         """
         return self._core.status.watch()
 
@@ -196,6 +199,24 @@ class MQTTClient(metaclass=NoPublicConstructor):
         cancelled before the PUBLISH is handed to a connection, nothing is sent. If cancelled
         after, the message may still be delivered; its packet identifier stays
         reserved until the broker completes the flow, so the session is never corrupted.
+
+        Args:
+            topic: the topic name (no wildcards).
+            payload: ``bytes``, ``bytearray``, ``memoryview``, or ``str`` (sent as UTF-8).
+            qos: 0, 1 or 2.
+            retain: ask the broker to retain the message for future subscribers.
+            properties: MQTT 5 PUBLISH properties (the keywords below are merged into them).
+            content_type: the Content Type property.
+            payload_format_indicator: 1 when the payload is UTF-8 text.
+            message_expiry_interval: seconds the message stays valid (what is left of it goes
+                with a resend after an outage).
+            response_topic: where a responder should reply (see :meth:`request`).
+            correlation_data: data the reply should carry back.
+            user_properties: User Properties, in order, repeats allowed.
+
+        Returns:
+            A :class:`PublishResult`: the packet id and the broker's reason code and
+            properties (``packet_id`` None for QoS 0).
 
         Raises:
             PublishError: the broker answered with a failure reason code (0x80 or above), or
@@ -317,6 +338,21 @@ class MQTTClient(metaclass=NoPublicConstructor):
         soon as it is in this subscription's buffer, which then holds at most ``buffer_size``
         messages of any QoS before the client stops reading the network: the other
         subscriptions flow on, and what is buffered when the process dies is lost.
+
+        Args:
+            topic_filters: one or more topic filters (``+`` and ``#`` wildcards,
+                ``$share/group/filter`` for a shared subscription).
+            qos: the maximum QoS to receive at (the broker may grant less:
+                :attr:`Subscription.granted_qos`).
+            no_local: do not receive our own publishes (MQTT 5).
+            retain_as_published: keep the RETAIN flag of live messages (MQTT 5).
+            retain_handling: when retained messages are sent on subscribing (MQTT 5).
+            buffer_size: how many QoS 0 messages to buffer (the client's default if None).
+            manual_ack: acknowledge QoS 1/2 messages only through :meth:`Message.ack`.
+            ack_on_arrival: acknowledge QoS 1/2 messages as they enter the buffer.
+
+        Returns:
+            A :class:`Subscription`, to be used as an ``async with`` block and iterated.
 
         Raises:
             ValueError: at the call: an invalid topic filter, QoS or option (``no_local`` on a
@@ -460,6 +496,9 @@ class MQTTClient(metaclass=NoPublicConstructor):
 
         Waits until connected, then for the UNSUBACK. Messages of these filters still on
         their way are acknowledged and dropped.
+
+        Args:
+            topic_filters: the filters to unsubscribe from.
 
         Raises:
             UnsubscribeError: the broker refused (``reason_code`` says why; MQTT 5). "No

@@ -152,6 +152,9 @@ async def open_client(
     Leaving the block sends DISCONNECT and closes the connection; no task is left behind.
     Exceptions leave the block bare, never wrapped in an :class:`ExceptionGroup`.
 
+    Returns:
+        An async context manager: its block gets the connected :class:`MQTTClient`.
+
     Raises:
         ConnectError: no connection could be made (``__cause__`` holds the network error).
         ConnectRefusedError: the broker refused the CONNECT.

@@ -157,6 +157,19 @@ class Pipeline(metaclass=NoPublicConstructor):
         it yields to other tasks only when it waits (the window is full, or QoS 0
         backpressure), so a loop of them sends a window's worth in one go.
 
+        Args:
+            topic: as for :meth:`MQTTClient.publish`, like every other argument but ``qos``.
+            payload: the payload.
+            qos: 1 by default; 0 and 2 work too.
+            retain: ask the broker to retain it.
+            properties: MQTT 5 PUBLISH properties.
+            content_type: the Content Type property.
+            payload_format_indicator: 1 when the payload is UTF-8 text.
+            message_expiry_interval: seconds the message stays valid.
+            response_topic: where a responder should reply.
+            correlation_data: data the reply should carry back.
+            user_properties: User Properties, in order.
+
         Raises:
             PipelineError: an earlier message of the pipeline failed (the pipeline stops).
             NotConnectedError: offline, and the offline queue is full.

@@ -109,6 +109,9 @@ class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstruct
         A cancellation point. It yields to other tasks when it has to wait, and at least every
         64 messages otherwise: taking a buffered message costs no trip through the scheduler.
 
+        Returns:
+            The next :class:`Message`, in arrival order.
+
         Raises:
             ConnectionLostError: the client stopped for good (after the buffered messages were
                 received).
@@ -137,6 +140,9 @@ class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstruct
 
     def receive_nowait(self) -> Message:
         """Return a buffered message, or raise :class:`trio.WouldBlock` if there is none.
+
+        Returns:
+            The next buffered :class:`Message`.
 
         Raises:
             trio.WouldBlock: nothing is buffered.
