@@ -96,7 +96,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("the command line", ["_cli", "__main__"]),
     (
         "the test double (trio_mqtt.testing)",
-        ["testing._state", "testing._client", "testing._broker", "testing", "testing.pytest_plugin"],
+        [
+            "testing._state", "testing._client", "testing._routing", "testing._broker",
+            "testing", "testing.pytest_plugin",
+        ],
     ),
 ]  # fmt: skip
 RANK = {

@@ -9,7 +9,8 @@ use it from a project's own tests.
 
 from __future__ import annotations
 
-from ._broker import BrokerOptions, LoggedPacket, MQTTBroker, open_broker
+from ._broker import BrokerOptions, MQTTBroker, open_broker
+from ._routing import LoggedPacket
 from ._state import AuthExchange, SessionView
 
 __all__ = [
