@@ -40,15 +40,41 @@ class Authenticator(abc.ABC):
 
     @abc.abstractmethod
     def start(self) -> bytes | None:
-        """Begin an exchange; return the Authentication Data for CONNECT (or AUTH 0x19)."""
+        """Begin an exchange (on every connection, and for each re-authentication).
+
+        Returns:
+            The Authentication Data for CONNECT (or AUTH 0x19), or None.
+
+        Raises:
+            AuthenticationError: the exchange cannot start (any other exception is turned
+                into one).
+        """
 
     @abc.abstractmethod
     def challenge(self, data: bytes | None) -> bytes | None:
-        """Answer the broker's AUTH 0x18 carrying ``data``; return the data to send back."""
+        """Answer the broker's AUTH 0x18 (continue authentication).
+
+        Args:
+            data: its Authentication Data (None if it sent none).
+
+        Returns:
+            The Authentication Data to send back, or None.
+
+        Raises:
+            AuthenticationError: the challenge is refused: the client ends the connection
+                with DISCONNECT 0x80 (any other exception is turned into one).
+        """
 
     def finish(self, data: bytes | None) -> None:  # noqa: B027 - optional hook
-        """The broker accepted (CONNACK 0x00 or AUTH 0x00) with ``data``; raise if its proof
-        does not check out. The default accepts."""
+        """The broker accepted (CONNACK 0x00 or AUTH 0x00). The default accepts.
+
+        Args:
+            data: its final Authentication Data (e.g. SCRAM's server signature).
+
+        Raises:
+            AuthenticationError: its proof does not check out: the connection ends and is not
+                retried (any other exception is turned into one).
+        """
 
 
 def saslprep(text: str) -> str:

@@ -59,51 +59,143 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def load(self, client_id: str, protocol: ProtocolVersion) -> SavedSession:
         """Bind to ``client_id`` (every later call is about its session) and return what is
-        saved for it (an empty :class:`SavedSession` if nothing is). ``protocol``: the
-        version spoken, for decoding stored packets."""
+        saved for it.
+
+        Args:
+            client_id: whose session.
+            protocol: the version spoken, for decoding stored packets.
+
+        Returns:
+            What is saved (an empty :class:`SavedSession` if nothing is).
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def outbound_stored(self, packet_id: int, packet: Publish | PubRel) -> None:
-        """A PUBLISH was stored, or its PUBREL replaced it (keeping its place in send order)."""
+        """A PUBLISH was stored, or its PUBREL replaced it (keeping its place in send order).
+
+        Args:
+            packet_id: the flow's packet identifier.
+            packet: the PUBLISH, or the PUBREL that replaces it.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def outbound_removed(self, packet_id: int) -> None:
-        """The flow of ``packet_id`` ended."""
+        """The flow of ``packet_id`` ended.
+
+        Args:
+            packet_id: the flow's packet identifier.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def inbound_added(self, packet_id: int) -> None:
-        """The application took inbound QoS 2 message ``packet_id``; its PUBREC follows."""
+        """The application took inbound QoS 2 message ``packet_id``; its PUBREC follows.
+
+        Args:
+            packet_id: the message's packet identifier.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def inbound_removed(self, packet_id: int) -> None:
-        """PUBREL arrived for inbound QoS 2 ``packet_id``."""
+        """PUBREL arrived for inbound QoS 2 ``packet_id``.
+
+        Args:
+            packet_id: the message's packet identifier.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def cleared(self) -> None:
-        """The session was discarded."""
+        """The session was discarded.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def released_added(self, packet_id: int, fingerprint: int | None) -> None:
-        """Inbound QoS 2 flow ``packet_id`` was completed; remember its message's fingerprint."""
+        """Inbound QoS 2 flow ``packet_id`` was completed; remember its message's fingerprint.
+
+        Args:
+            packet_id: the flow's packet identifier.
+            fingerprint: what tells a resend of that message from a new one (None: unknown).
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def released_removed(self, packet_ids: list[int]) -> None:
-        """Completed inbound QoS 2 flows no longer remembered."""
+        """Completed inbound QoS 2 flows no longer remembered.
+
+        Args:
+            packet_ids: their packet identifiers.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def queued_added(self, key: int, packet: Publish) -> None:
-        """The client accepted a QoS 1/2 publish it cannot send yet (``key``: its place in
-        call order); flushed at once, so a crash from here on does not lose it."""
+        """The client accepted a QoS 1/2 publish it cannot send yet; flushed at once, so a
+        crash from here on does not lose it.
+
+        Args:
+            key: its place in call order.
+            packet: the PUBLISH (without a packet identifier yet).
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     @abc.abstractmethod
     def queued_removed(self, key: int) -> None:
-        """That publish was handed to a connection (and stored as outbound), or given up."""
+        """That publish was handed to a connection (and stored as outbound), or given up.
+
+        Args:
+            key: its place in call order.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     def flush(self) -> None:  # noqa: B027 (optional hook)
-        """Make every change so far durable; called before each write to the network."""
+        """Make every change so far durable; called before each write to the network.
+
+        Raises:
+            Whatever the storage raises: the client does not catch it, so a failing store
+            stops the operation that needed it.
+        """
 
     def close(self) -> None:  # noqa: B027 (optional hook)
-        """Release resources; the client calls it when it closes."""
+        """Release resources; the client calls it when it closes.
+
+        Raises:
+            Nothing the client handles: errors reach ``open_client``'s caller.
+        """
 
 
 class MemorySessionStore(SessionStore):
