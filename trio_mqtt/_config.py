@@ -162,8 +162,19 @@ class ReconnectPolicy:
     def delay(
         self, attempt: int, random: Callable[[], float], *, floor: bool = False
     ) -> float:
-        """The delay before attempt ``attempt`` (1-based); ``random()`` is uniform on [0, 1).
-        ``floor``: at least ``initial_delay`` (after a connection that did not last)."""
+        """The delay before a reconnect attempt (full jitter under an exponential bound).
+
+        Args:
+            attempt: 1 for the first attempt after a loss, then 2, 3, ...
+            random: uniform on [0, 1) (``random.random``, or a seeded one in tests).
+            floor: at least ``initial_delay`` (after a connection that did not last).
+
+        Returns:
+            Seconds to wait.
+
+        Raises:
+            Nothing.
+        """
         bound = min(
             self.max_delay, self.initial_delay * self.multiplier ** min(attempt - 1, 64)
         )

@@ -124,7 +124,14 @@ class ReasonCode(IntEnum):
         return self.value >= 0x80
 
     def describe(self) -> str:
-        """The code as a person reads it: ``"BAD_USER_NAME_OR_PASSWORD (0x86)"``."""
+        """The code as a person reads it.
+
+        Returns:
+            Its name and value, e.g. ``"BAD_USER_NAME_OR_PASSWORD (0x86)"``.
+
+        Raises:
+            Nothing.
+        """
         return f"{self.name} (0x{self.value:02X})"
 
 

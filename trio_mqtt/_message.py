@@ -64,6 +64,10 @@ class Message(_MessageSlots):
         If the connection dropped since the message arrived, the acknowledgement is sent on the
         resumed connection; the broker's redelivery of the same message is not handed to the
         application again.
+
+        Raises:
+            Nothing: a message of a closed client or subscription is acknowledged (or left to
+            the broker) as the client closes.
         """
         if self._acknowledger is not None:
             self._acknowledger.ack()

@@ -138,7 +138,14 @@ class Requests(metaclass=NoPublicConstructor):
         self._publish = publish
 
     async def receive(self) -> Request:
-        """The next request (as :meth:`Subscription.receive`)."""
+        """The next request.
+
+        Returns:
+            A :class:`Request`, with :meth:`Request.reply`.
+
+        Raises:
+            Whatever :meth:`Subscription.receive` raises.
+        """
         message = await self._subscription.receive()
         return Request._create(message, self._publish)
 

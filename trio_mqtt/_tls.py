@@ -75,6 +75,9 @@ class TLSConfig:
     def build_context(self) -> ssl.SSLContext:
         """The ``ssl.SSLContext`` these options describe.
 
+        Returns:
+            A new context (``context`` itself when one was given).
+
         Raises:
             OSError: a certificate or key file cannot be read.
             ssl.SSLError: a certificate or key is invalid (or the key password is wrong).

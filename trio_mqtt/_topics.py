@@ -95,6 +95,16 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
     A shared filter matches what its inner filter matches. Filters starting with a wildcard do not
     match topics starting with ``$`` ([MQTT-4.7.2-1]).
+
+    Args:
+        topic_filter: a topic filter (``+``, ``#``, or ``$share/group/filter``).
+        topic: a topic name.
+
+    Returns:
+        Whether it matches.
+
+    Raises:
+        Nothing: neither is validated (:func:`open_client`'s calls validate theirs).
     """
     _, topic_filter = split_shared(topic_filter)
     if topic_filter == topic:

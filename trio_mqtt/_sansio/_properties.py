@@ -101,7 +101,14 @@ class Properties:
         return f"Properties({', '.join(shown)})"
 
     def is_empty(self) -> bool:
-        """Whether no property is set."""
+        """Whether no property is set.
+
+        Returns:
+            True for the empty set of properties.
+
+        Raises:
+            Nothing.
+        """
         return self is EMPTY_PROPERTIES or self == EMPTY_PROPERTIES
 
 
