@@ -61,6 +61,9 @@ class MQTTBroker:
 
         Returns:
             The client's end of an in-memory stream; the broker serves the other end.
+
+        Raises:
+            Nothing: the connection's failures end that connection only.
         """
         client, server = trio.testing.memory_stream_pair()
         self._routing.nursery.start_soon(self._routing.serve, server)
@@ -68,7 +71,14 @@ class MQTTBroker:
         return client
 
     async def listen_tcp(self) -> str:
-        """Also listen on a loopback TCP port; returns its ``mqtt://`` URL."""
+        """Also listen on a loopback TCP port (for code that only takes a URL).
+
+        Returns:
+            Its ``mqtt://127.0.0.1:PORT`` URL.
+
+        Raises:
+            OSError: no port could be bound.
+        """
         listeners = await self._routing.nursery.start(
             functools.partial(trio.serve_tcp, self._routing.serve, 0, host="127.0.0.1")
         )
@@ -84,36 +94,87 @@ class MQTTBroker:
         raise LookupError(f"no connection of client {client_id!r}")
 
     def cut(self, client_id: str, *, fin: bool = True) -> None:
-        """End ``client_id``'s connection: with ``fin``, the client sees the end at once;
-        without, its connection just goes silent (its keep alive finds out)."""
+        """End ``client_id``'s connection, without a DISCONNECT (the will is published).
+
+        Args:
+            client_id: whose connection.
+            fin: the client sees the end at once (EOF); without, its connection just goes
+                silent, and its keep alive finds out.
+
+        Raises:
+            LookupError: ``client_id`` has no open connection.
+        """
         self._connection(client_id).cut(fin=fin)
 
     def blackhole(self, client_id: str, on: bool = True) -> None:
-        """Drop everything to and from ``client_id`` (the connection stays open)."""
+        """Drop everything to and from ``client_id``; the connection stays open.
+
+        Args:
+            client_id: whose packets (now and on later connections).
+            on: False lifts it.
+
+        Raises:
+            Nothing.
+        """
         self._routing.faults(client_id).blackhole = on
 
     def delay(self, client_id: str, seconds: float) -> None:
-        """Hold each packet sent to ``client_id`` this long first."""
+        """Hold each packet sent to ``client_id`` this long first.
+
+        Args:
+            client_id: whose packets.
+            seconds: the delay (0 lifts it).
+
+        Raises:
+            Nothing.
+        """
         self._routing.faults(client_id).delay = seconds
 
     def drop_next(self, client_id: str, packet_type: type, count: int = 1) -> None:
-        """Drop the next ``count`` packets of ``packet_type`` sent to or by ``client_id``."""
+        """Drop the next packets of a type, in either direction.
+
+        Args:
+            client_id: whose packets.
+            packet_type: e.g. ``trio_mqtt.lowlevel.PubAck``.
+            count: how many.
+
+        Raises:
+            Nothing.
+        """
         drops = self._routing.faults(client_id).drops
         drops[packet_type] = drops.get(packet_type, 0) + count
 
     def refuse_connections(
         self, reason_code: ReasonCode | None = ReasonCode.SERVER_UNAVAILABLE
     ) -> None:
-        """Refuse new connections with that CONNACK code (``None``: close them unanswered)."""
+        """Refuse new connections.
+
+        Args:
+            reason_code: the CONNACK reason code (``None``: close them unanswered).
+
+        Raises:
+            Nothing.
+        """
         self._routing.refusing, self._routing.refusal_code = True, reason_code
 
     def accept_connections(self) -> None:
-        """Accept new connections again."""
+        """Accept new connections again.
+
+        Raises:
+            Nothing.
+        """
         self._routing.refusing, self._routing.refusal_code = False, None
 
     def restart(self, *, keep_sessions: bool = True) -> None:
-        """As a broker restart: every connection is cut (without DISCONNECT, wills are not
-        published); sessions and retained messages survive only with ``keep_sessions``."""
+        """As a broker restart: every connection is cut (without DISCONNECT; wills are not
+        published).
+
+        Args:
+            keep_sessions: sessions and retained messages survive (as with persistence).
+
+        Raises:
+            Nothing.
+        """
         routing = self._routing
         for connection in list(routing.connections):
             connection.cut(fin=True, will=False)
@@ -124,7 +185,15 @@ class MQTTBroker:
             routing.retained.clear()
 
     async def send_raw(self, client_id: str, data: bytes) -> None:
-        """Send bytes as they are to ``client_id`` (anything a broken broker might send)."""
+        """Send bytes as they are (anything a broken broker might send).
+
+        Args:
+            client_id: to whom.
+            data: the bytes.
+
+        Raises:
+            LookupError: ``client_id`` has no open connection.
+        """
         await self._connection(client_id).send_raw(data)
 
     # -- introspection ---------------------------------------------------------------------------
@@ -137,15 +206,37 @@ class MQTTBroker:
         )
 
     def session(self, client_id: str) -> SessionView:
-        """A snapshot of ``client_id``'s session (KeyError if there is none)."""
+        """A snapshot of a session.
+
+        Args:
+            client_id: whose.
+
+        Returns:
+            A :class:`SessionView`.
+
+        Raises:
+            KeyError: there is no such session (never made, ended, or expired).
+        """
         return view(self._routing.sessions[client_id])
 
     def packets(
         self, client_id: str | None = None, *, direction: str | None = None,
         kind: type | None = None,
     ) -> list[Packet]:  # fmt: skip
-        """The logged packets, filtered by client, direction (``"in"``, ``"out"``, ``"will"``)
-        and packet type."""
+        """The logged packets, in order, filtered.
+
+        Args:
+            client_id: only this client's.
+            direction: only ``"in"``, ``"out"``, ``"will"``, ``"dropped in"`` or
+                ``"dropped out"``.
+            kind: only packets of this type.
+
+        Returns:
+            The packets.
+
+        Raises:
+            Nothing.
+        """
         return [
             entry.packet
             for entry in self._routing.log
@@ -159,6 +250,9 @@ class MQTTBroker:
 async def open_broker(**options: object) -> AsyncIterator[MQTTBroker]:
     """Run an in-process broker for the duration of the block (:class:`BrokerOptions` are
     the keyword arguments); leaving it ends every connection and timer.
+
+    Returns:
+        An async context manager: its block gets the :class:`MQTTBroker`.
 
     Raises:
         TypeError: an unknown option.

@@ -121,15 +121,35 @@ class AuthExchange(Protocol):
     ``enhanced_auth`` option makes one per CONNECT that names a method it knows."""
 
     def start(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
-        """CONNECT's Authentication Data: CONTINUE_AUTHENTICATION (0x18) with a challenge,
-        SUCCESS with the final data (in CONNACK), or a failure code (CONNACK refuses)."""
+        """Answer CONNECT's Authentication Data.
+
+        Args:
+            data: what the client sent in CONNECT.
+
+        Returns:
+            CONTINUE_AUTHENTICATION (0x18) with a challenge (sent in AUTH), SUCCESS with the
+            final data (sent in CONNACK), or a failure code (CONNACK refuses with it).
+
+        Raises:
+            Whatever it raises ends the connection without an answer.
+        """
 
     def step(self, data: bytes | None) -> tuple[ReasonCode, bytes | None]:
-        """The client's AUTH 0x18 data: answered the same way."""
+        """Answer the client's AUTH 0x18.
+
+        Args:
+            data: its Authentication Data.
+
+        Returns:
+            As :meth:`start`.
+
+        Raises:
+            Whatever it raises ends the connection without an answer.
+        """
 
 
 class BrokerCore(Protocol):
-    """The broker, as one client connection uses it (implemented by :class:`MQTTBroker`)."""
+    """The broker, as one client connection uses it (implemented by ``Routing``)."""
 
     sessions: dict[str, Session]
 
