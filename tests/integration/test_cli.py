@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tests.integration.test_client import unique
-from tests.mosquitto import Mosquitto
+from tests.mosquitto import Mosquitto, running_mosquitto
 
 CLI = [sys.executable, "-m", "trio_mqtt"]
 BINARY = bytes(range(256))
@@ -161,3 +161,24 @@ def test_ctrl_c_ends_sub_with_a_disconnect(mosquitto: Mosquitto) -> None:
     assert (
         f"Client {client_id} disconnected." in mosquitto.log.read_text()
     )  # not "closed"
+
+
+def test_sub_stays_up_across_a_broker_restart(tmp_path: Path) -> None:
+    """The broker restarts under a running `trio-mqtt sub`: it reconnects, subscribes again,
+    and prints what is published after."""
+    with running_mosquitto(tmp_path) as broker:
+        topic = unique("cli/restart")
+        client_id = unique("rsub")
+        receiver = subprocess.Popen(
+            [*CLI, "sub", broker.url, topic, "-C", "2", "-q", "1", "-i", client_id],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _subscribed(broker, client_id)
+        assert run("pub", broker.url, topic, "before", "-q", "1").returncode == 0
+        broker.log.write_text("")  # type: ignore[union-attr]  # wait for the new subscription
+        broker.restart()
+        _subscribed(broker, client_id)
+        assert run("pub", broker.url, topic, "after", "-q", "1").returncode == 0
+        out, err = receiver.communicate(timeout=30)
+    assert receiver.returncode == 0, err
+    assert out == b"before\nafter\n"
