@@ -14,7 +14,6 @@ from typing import Any
 
 import trio
 
-from ._config import ReconnectPolicy
 from ._enums import ProtocolVersion, QoS
 from ._exceptions import (
     ConnectError,
@@ -253,9 +252,8 @@ async def _sub(args: argparse.Namespace) -> None:
     options["clean_start"] = not args.no_clean_start
     options["session_expiry"] = args.session_expiry
     out = sys.stdout.buffer
-    policy = ReconnectPolicy(retry_first_connect=False)
     async with (
-        open_client(args.url, reconnect=policy, **options) as client,
+        open_client(args.url, **options) as client,  # the default policy: reconnect
         client.subscribe(*args.filters, qos=QoS(args.qos)) as messages,
     ):
         received = 0

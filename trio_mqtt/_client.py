@@ -231,7 +231,12 @@ class MQTTClient(metaclass=NoPublicConstructor):
             ValueError: an invalid topic name or QoS.
             TypeError: a payload that is not bytes, bytearray, memoryview or str.
         """
-        check_qos(qos)
+        if qos not in (
+            0,
+            1,
+            2,
+        ):  # the check inline, the message in one place: the hot path
+            check_qos(qos)
         data = payload if type(payload) is bytes else payload_bytes(payload)
         if (
             properties is not None

@@ -178,7 +178,12 @@ class Pipeline(metaclass=NoPublicConstructor):
             ValueError, TypeError: as ``publish()``.
             trio.ClosedResourceError: the client or the pipeline is closed.
         """
-        check_qos(qos)
+        if qos not in (
+            0,
+            1,
+            2,
+        ):  # the check inline, the message in one place: the hot path
+            check_qos(qos)
         data = payload if type(payload) is bytes else payload_bytes(payload)
         props = publish_properties(
             self._protocol, properties, content_type=content_type,
