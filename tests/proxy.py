@@ -35,6 +35,10 @@ class Proxy:
         self._dropped = trio.Event()
         #: called with (connection number, upward, bytes) for every forwarded chunk
         self.tap: Callable[[int, bool, bytes], None] | None = None
+        #: relay a half-close (EOF one way) as one, as TCP does, instead of closing both ways
+        self.half_close = False
+        #: connections the client reset (RST) rather than closed (FIN)
+        self.client_resets = 0
 
     @property
     def url(self) -> str:
@@ -120,8 +124,19 @@ class Proxy:
     async def _pump_then_cancel(
         self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool, number: int
     ) -> None:
-        with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        try:
             await self._pump(source, sink, upward, number)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            # a reset read from the client, or met writing to it
+            if isinstance(exc.__cause__ or exc, ConnectionResetError | BrokenPipeError):
+                self.client_resets += 1
+        else:
+            if self.half_close and isinstance(sink, trio.SocketStream):
+                with suppress(
+                    trio.BrokenResourceError, trio.ClosedResourceError, OSError
+                ):
+                    await sink.send_eof()
+                return  # the other direction goes on until it ends too
         if self._up_blocked if upward else self._down_blocked:
             # A black hole swallows the close too: the other side must find out by itself
             # (keep alive), and only cut() ends the connection.

@@ -8,8 +8,11 @@ within the close grace, and raise nothing but what the caller's own scope expect
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import signal
+import ssl
+import termios
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -430,3 +433,144 @@ async def test_using_a_closed_client_raises_closed_resource_error(
                 pass
         with client.watch_state() as changes:
             assert [change async for change in changes] == []
+
+
+class _InterruptingStream(trio.abc.Stream):
+    """A TCP stream that raises SIGINT from inside the client's own code, once armed: in
+    ``receive_some`` (the reader task) or ``send_all`` (the writer). This is where a Ctrl-C
+    lands when the client is busy, the moment a test cannot otherwise pick."""
+
+    def __init__(self, stream: trio.abc.Stream, where: str) -> None:
+        self._stream = stream
+        self._where = where
+        self.armed = False
+
+    def _maybe_interrupt(self, where: str) -> None:
+        if self.armed and where == self._where:
+            self.armed = False
+            signal.raise_signal(signal.SIGINT)  # handled before the next line runs
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        self._maybe_interrupt("receive")
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._maybe_interrupt("send")
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+@pytest.mark.parametrize("where", ["receive", "send"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_ctrl_c_inside_the_clients_own_tasks_still_disconnects_cleanly(
+    mosquitto: Mosquitto, version: ProtocolVersion, where: str
+) -> None:
+    """A Ctrl-C that lands while the client's reader or writer runs is delivered to the main
+    task at a checkpoint (the client's code is KeyboardInterrupt-protected, as Trio's own is),
+    not raised in the middle of the client's bookkeeping: the block still sends DISCONNECT
+    ([MQTT-3.14.4-3]: the will is discarded) and KeyboardInterrupt leaves it bare."""
+    client_id, topic = unique("ki-inside"), unique("ki/inside")
+    streams: list[_InterruptingStream] = []
+
+    async def open_stream() -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream("127.0.0.1", mosquitto.port)
+        streams.append(_InterruptingStream(tcp, where))
+        return streams[-1]
+
+    async def main() -> None:
+        with trio.fail_after(10):
+            async with (
+                trio_mqtt.open_client(
+                    client_id=client_id, protocol=version, transport_factory=open_stream
+                ) as client,
+                client.subscribe(topic) as messages,
+            ):
+                await client.publish(topic, b"before")
+                assert (await messages.receive()).payload == b"before"
+                streams[-1].armed = True
+                await client.publish(topic, b"interrupted")
+                async for _ in messages:
+                    pass
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        trio.run(main)
+    assert type(caught.value) is KeyboardInterrupt  # bare, not in a group
+    assert not streams[-1].armed  # the signal was raised where the test meant
+
+    async def broker_saw() -> str:
+        with trio.fail_after(5):
+            return await mosquitto.wait_for_log(f"Client {client_id} disconnected.")
+
+    log = trio.run(broker_saw)
+    assert f"Client {client_id} closed its connection" not in log
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_leaving_with_unread_messages_in_the_socket_closes_without_a_reset(
+    mosquitto_tls: Mosquitto,
+    tls_files: TLSFiles,
+    version: ProtocolVersion,
+    transport: str,
+) -> None:
+    """A subscriber that is behind (its buffer is full, so it stops reading and the broker's
+    messages wait in its socket) is cancelled, or Ctrl-C'd, with its subscription open: no
+    UNSUBACK to read up to, the DISCONNECT goes at once. Closing a socket with unread bytes
+    resets the connection (RST), and a broker that meets the reset before it has read the
+    DISCONNECT ends the session as lost and publishes the will ([MQTT-3.1.2-8]): Mosquitto,
+    busy writing to the client, logs "disconnected: Broken pipe". So after DISCONNECT the
+    client reads until the broker closes, a lingering close: the connection ends with FIN,
+    not RST (a relay between the two would see the reset), and the broker sees DISCONNECT."""
+    port = mosquitto_tls.tls_port if transport == "tls" else mosquitto_tls.port
+    client_id, topic, will_topic = unique("behind"), unique("flood"), unique("will")
+    sockets: list[trio.socket.SocketType] = []
+
+    async def open_stream() -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        sockets.append(tcp.socket)
+        if transport == "tcp":
+            return tcp
+        context = ssl.create_default_context(cafile=str(tls_files.ca_pem))
+        return trio.SSLStream(tcp, context, server_hostname="localhost")
+
+    def unread() -> int:
+        return int.from_bytes(
+            fcntl.ioctl(sockets[-1].fileno(), termios.FIONREAD, b"\0" * 4), "little"
+        )
+
+    with trio.fail_after(20):
+        async with (
+            open_proxy(port) as proxy,
+            will_watcher(mosquitto_tls.url, will_topic) as no_will,
+            no_will(),
+            trio_mqtt.open_client(mosquitto_tls.url, protocol=version) as publisher,
+        ):
+            proxy.half_close = True
+            with trio.CancelScope() as leave:
+                async with (
+                    trio_mqtt.open_client(
+                        client_id=client_id, protocol=version, transport_factory=open_stream,
+                        will=Will(will_topic, b"died", qos=1),
+                    ) as client,
+                    client.subscribe(topic, buffer_size=1, ack_on_arrival=True),
+                ):  # fmt: skip
+                    # 1 MB: more than the client takes in one read
+                    for _ in range(1000):
+                        await publisher.publish(topic, bytes(1000))
+                    # Wait until the client has stopped reading and bytes wait in its
+                    # socket: the kernel's queue length has no event to wait on.
+                    while unread() < 65536:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                    leave.cancel()
+            log = await mosquitto_tls.wait_for_log(f"Client {client_id} disconnected")
+    assert proxy.client_resets == 0
+    assert f"Client {client_id} disconnected." in log
+    assert f"Client {client_id} disconnected:" not in log  # ": Broken pipe", a reset

@@ -525,6 +525,7 @@ class Link:
                 await self._closed.wait()
                 return
             self._closed = trio.Event()
+            farewell_sent = False
             try:
                 if self._failure is None and not self._closing:
                     # From here the broker's answer to DISCONNECT (closing its end) is the
@@ -536,7 +537,9 @@ class Link:
                         self._conn.disconnect(farewell.reason_code, farewell.properties)
                     with trio.move_on_after(CLOSE_GRACE):
                         self._stop()  # this task sends the last bytes itself
-                        await self._sender.send_last(lambda: self._failure is not None)
+                        farewell_sent = await self._sender.send_last(
+                            lambda: self._failure is not None
+                        )
             finally:
                 self._closing = True
                 self._conn.connection_lost()
@@ -544,6 +547,6 @@ class Link:
                 self._sender.detach()
                 self._abort()
                 try:
-                    await self._stream.aclose(grace=1)
+                    await self._stream.aclose(grace=1, linger=farewell_sent)
                 finally:
                     self._closed.set()

@@ -249,25 +249,27 @@ class Sender:
             self._when_sent = None
             when_sent()
 
-    async def send_last(self, failed: Callable[[], bool]) -> None:
+    async def send_last(self, failed: Callable[[], bool]) -> bool:
         """Send what is left from this task (the writer is stopped): after a write in progress
-        (unless it ``failed()``), the pending bytes and then everything queued."""
+        (unless it ``failed()``), the pending bytes and then everything queued. Return
+        whether it all went."""
         self.detach()  # this task is the last to write
         while self.writing:  # the writer's shielded write in progress
             await self._park()
         if failed():
-            return  # that write failed: the stream is broken
+            return False  # that write failed: the stream is broken
         data = self.pending + self._owner.take_outbound()
         self.pending = b""
         if not data:
-            return
+            return True
         if self._before_send is not None:
             self._before_send()
         self.writing = True
         try:
             await self._stream.send_all(data)
         except TRANSPORT_ERRORS:
-            return  # the connection is gone anyway
+            return False  # the connection is gone anyway
         finally:
             self.writing = False
         self._sent_up_to(self._queued)
+        return True

@@ -75,11 +75,33 @@ class ByteStream:
     def detach(self) -> None:
         """No more direct use of the socket (it is about to be closed)."""
 
-    async def aclose(self, grace: float) -> None:
-        """Close, waiting at most ``grace`` seconds for a graceful close; errors ignored."""
+    async def aclose(self, grace: float, *, linger: bool = False) -> None:
+        """Close, waiting at most ``grace`` seconds for a graceful close; errors ignored.
+
+        With ``linger`` (a DISCONNECT was the last thing sent), first signal the end of our
+        sending and read until the broker closes its end, within the same ``grace``: closing
+        a TCP socket with unread bytes in it (a broker streaming messages to us) resets the
+        connection, and a broker that meets the reset before it has read our DISCONNECT
+        ends the session as lost and publishes the will ([MQTT-3.1.2-8]). Mosquitto does:
+        "disconnected: Broken pipe". This is the lingering close of HTTP servers (RFC 9112
+        section 9.6). A WebSocket's own close handshake does the same (RFC 6455 section 7)."""
         self.detach()
-        with trio.move_on_after(grace), contextlib.suppress(*TRANSPORT_ERRORS):
-            await self.stream.aclose()
+        stream = self.stream
+        with trio.move_on_after(grace) as scope:
+            if linger and not isinstance(stream, WebSocketStream):
+                with contextlib.suppress(*TRANSPORT_ERRORS):
+                    if isinstance(stream, trio.abc.HalfCloseableStream):
+                        await stream.send_eof()  # the broker reads EOF after DISCONNECT
+                    while True:  # after DISCONNECT nothing more is read [MQTT-3.14.4-2]
+                        try:
+                            if not await stream.receive_some(RECEIVE_SIZE):
+                                break
+                        except trio.BusyResourceError:
+                            # the link's reader, cancelled, has yet to let go of the stream
+                            await trio.lowlevel.checkpoint()
+        with trio.move_on_after(0 if scope.cancelled_caught else grace):
+            with contextlib.suppress(*TRANSPORT_ERRORS):
+                await stream.aclose()  # closes even when cancelled (trio's contract)
 
     async def discard(self) -> None:
         """Close at once."""

@@ -165,8 +165,8 @@ class TracedStream(ByteStream):
     def detach(self) -> None:
         self._inner.detach()
 
-    async def aclose(self, grace: float) -> None:
-        await self._inner.aclose(grace)
+    async def aclose(self, grace: float, *, linger: bool = False) -> None:
+        await self._inner.aclose(grace, linger=linger)
 
     async def discard(self) -> None:
         await self._inner.discard()
