@@ -63,6 +63,7 @@ async def test_no_reading_is_lost_across_an_outage(
         await sensor.publish("sensors/kitchen/temperature", b"21.0", qos=1)
         await store.wait_for(1)
 
+        # [outage]
         mqtt_broker.refuse_connections()  # the outage: the service cannot come back yet
         mqtt_broker.cut("collector")
         for n in range(5):
@@ -72,6 +73,7 @@ async def test_no_reading_is_lost_across_an_outage(
 
         with trio.fail_after(60):
             await store.wait_for(6)
+        # [/outage]
         nursery.cancel_scope.cancel()
     # every reading, in order; the first may come twice (its PUBACK may be lost in the cut)
     assert list(dict.fromkeys(store.readings)) == [
