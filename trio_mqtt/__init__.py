@@ -83,6 +83,9 @@ __all__ = [
 
 
 claim_names(__name__, __all__, globals())
+# Public signatures here use the packet classes (SavedSession holds PUBLISH and PUBREL packets):
+# importing trio_mqtt.lowlevel makes them report it as their module, for help() and the docs.
+from . import lowlevel as _lowlevel  # noqa: E402
 
 # A library's loggers stay silent until the application configures logging (without a handler,
 # Python's last resort would print the client's warnings on stderr).

@@ -31,5 +31,8 @@ def claim_names(
     httpx do the same), unless they already report a public one."""
     for name in names:
         obj = namespace[name]
-        if getattr(obj, "__module__", "").startswith("trio_mqtt._"):
+        path = getattr(obj, "__module__", "") or ""
+        if path.startswith("trio_mqtt.") and any(
+            part.startswith("_") for part in path.split(".")
+        ):
             obj.__module__ = module

@@ -80,7 +80,7 @@ class LocalProtocolError(ProtocolError):
 class RemoteProtocolError(ProtocolError):
     """Raised when the peer sent something the spec forbids.
 
-    When this comes out of the connection machinery, a DISCONNECT carrying :attr:`reason_code`
+    When this comes out of the connection machinery, a DISCONNECT carrying :attr:`~ProtocolError.reason_code`
     has already been sent (MQTT 5) or the network connection closed (MQTT 3.1.1).
     """
 

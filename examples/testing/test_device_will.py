@@ -45,7 +45,7 @@ async def test_the_will_fires_when_the_device_dies(
         with pytest.raises(trio_mqtt.ConnectionLostError):
             await device_dies()
         assert (await statuses.receive()).payload == b"offline"
-    assert mqtt_broker.retained[STATUS].publish.payload == b"offline"
+    assert mqtt_broker.retained[STATUS].payload == b"offline"
 
 
 @pytest.mark.mqtt_versions
@@ -57,4 +57,4 @@ async def test_no_will_when_the_device_shuts_down(
             await run_device(device)
     # the block sent DISCONNECT: the broker discarded the will ([MQTT-3.1.2-10])
     assert mqtt_broker.packets(direction="will") == []
-    assert mqtt_broker.retained[STATUS].publish.payload == b"online"
+    assert mqtt_broker.retained[STATUS].payload == b"online"

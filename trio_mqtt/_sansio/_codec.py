@@ -47,9 +47,9 @@ class PacketReader:
 
     Args:
         version: the protocol version of the connection. A broker-side reader that does not
-            know it yet decodes CONNECT (which is self-describing) and then sets :attr:`version`.
+            know it yet decodes CONNECT (which is self-describing) and then sets ``version``.
         max_packet_size: the largest packet accepted, fixed header included. A larger packet
-            raises :class:`RemoteProtocolError` with reason code 0x95 as soon as its fixed header
+            raises :class:`~trio_mqtt.RemoteProtocolError` with reason code 0x95 as soon as its fixed header
             is read, before any of its body is buffered.
 
     After an error the reader is broken: every further :meth:`feed` raises the same error.
@@ -79,7 +79,7 @@ class PacketReader:
         Raises:
             MalformedPacketError: invalid bytes.
             RemoteProtocolError: a well-formed but forbidden packet, or one larger than
-                :attr:`max_packet_size` (reason code 0x95).
+                ``max_packet_size`` (reason code 0x95).
         """
         if self._error is not None:
             raise self._error

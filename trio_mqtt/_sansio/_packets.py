@@ -36,7 +36,7 @@ class Will:
     Args:
         topic: where the will is published.
         payload: its payload: ``bytes``, ``bytearray``, ``memoryview``, or ``str`` (sent as
-            UTF-8), as for :meth:`MQTTClient.publish`.
+            UTF-8), as for :meth:`~trio_mqtt.MQTTClient.publish`.
         qos: its QoS.
         retain: whether the broker retains it.
         properties: MQTT 5 Will Properties (will_delay_interval, message_expiry_interval, ...).

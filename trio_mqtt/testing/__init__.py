@@ -9,9 +9,10 @@ use it from a project's own tests.
 
 from __future__ import annotations
 
-from ._broker import BrokerOptions, MQTTBroker, open_broker
+from .._construct import claim_names
+from ._broker import MQTTBroker, open_broker
 from ._routing import LoggedPacket
-from ._state import AuthExchange, SessionView
+from ._state import AuthExchange, BrokerOptions, SessionView
 
 __all__ = [
     "AuthExchange",
@@ -21,3 +22,5 @@ __all__ = [
     "SessionView",
     "open_broker",
 ]
+
+claim_names(__name__, __all__, globals())

@@ -18,13 +18,12 @@ import trio
 import trio.testing
 
 from .._enums import ReasonCode
-from .._sansio._packets import Packet
+from .._sansio._packets import Packet, Publish
 from ._client import ClientConnection
 from ._routing import LoggedPacket, Routing
-from ._state import Options, SessionView, Stored, view
+from ._state import BrokerOptions, SessionView, view
 
 #: What the broker says in CONNACK, and the hooks tests use to refuse things.
-BrokerOptions = Options
 
 
 class MQTTBroker:
@@ -34,18 +33,20 @@ class MQTTBroker:
     on it: connecting, faults, introspection.
     """
 
-    def __init__(self, nursery: trio.Nursery, options: Options) -> None:
+    def __init__(self, nursery: trio.Nursery, options: BrokerOptions) -> None:
         self._routing = Routing(nursery, options)
 
     @property
-    def options(self) -> Options:
+    def options(self) -> BrokerOptions:
         """What it advertises and refuses; change them between connections."""
         return self._routing.options
 
     @property
-    def retained(self) -> dict[str, Stored]:
-        """Topic -> the retained message (``.publish`` is the packet)."""
-        return self._routing.retained
+    def retained(self) -> dict[str, Publish]:
+        """Topic -> the retained message, as the PUBLISH that set it (a snapshot)."""
+        return {
+            topic: stored.publish for topic, stored in self._routing.retained.items()
+        }
 
     @property
     def log(self) -> list[LoggedPacket]:
@@ -257,7 +258,7 @@ async def open_broker(**options: object) -> AsyncIterator[MQTTBroker]:
     Raises:
         TypeError: an unknown option.
     """
-    settings = Options(**options)  # type: ignore[arg-type]
+    settings = BrokerOptions(**options)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         broker = MQTTBroker(nursery, settings)
         try:

@@ -14,7 +14,7 @@ from .._enums import ReasonCode
 from .._sansio._packets import Packet, Publish, Will
 from .._topics import topic_matches
 from ._client import ClientConnection
-from ._state import Faults, Options, Session, Stored, Subscription
+from ._state import BrokerOptions, Faults, Session, Stored, Subscription
 
 
 @attrs.frozen
@@ -38,7 +38,7 @@ class LoggedPacket:
 class Routing:
     """The broker's state and the operations its connections share."""
 
-    def __init__(self, nursery: trio.Nursery, options: Options) -> None:
+    def __init__(self, nursery: trio.Nursery, options: BrokerOptions) -> None:
         self.nursery = nursery
         self.options = options
         self.sessions: dict[str, Session] = {}

@@ -154,7 +154,7 @@ class BrokerCore(Protocol):
     sessions: dict[str, Session]
 
     @property
-    def options(self) -> Options: ...
+    def options(self) -> BrokerOptions: ...
 
     def refusal(self) -> tuple[bool, ReasonCode | None]: ...
 
@@ -195,7 +195,7 @@ class Faults:
 
 
 @attrs.define(kw_only=True)
-class Options:
+class BrokerOptions:
     """What the broker says in CONNACK, and the hooks tests use to refuse things.
 
     Attributes:
