@@ -211,6 +211,24 @@ def many(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
     return idle(lib, broker, count)
 
 
+def storm(count_at_a_time: int) -> Callable[[str, Mosquitto, int], dict[str, float]]:
+    def workload(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
+        """(7) A connection storm: N clients from one process connect, 50 at a time."""
+        if LIBS[lib] is None or lib == "aiomqtt":
+            return {}
+        result = run_json(
+            command(lib, "storm", broker.port, "bench/storm", count, 0, count_at_a_time)
+        )
+        return {
+            "seconds": result["seconds"],
+            "connections/s": result["rate"],
+            "peak KiB per connection": result["peak"] / 1024,
+            "settled KiB per connection": result["settled"] / 1024,
+        }
+
+    return workload
+
+
 WORKLOADS = [
     Workload("qos0", "(1) QoS 0 publish, 64-byte messages, counted by a separate subscriber", 200_000, qos0_publish),
     Workload("qos1", "(2) QoS 1 publish, 100 in flight", 50_000, qos_publish(1)),
@@ -220,6 +238,8 @@ WORKLOADS = [
     Workload("rt1", "(5b) round trip through the broker, QoS 1", 5_000, roundtrip(1)),
     Workload("idle", "(6) idle connections from one process", 1_000, idle),
     Workload("many", "(6b) 10,000 idle connections from one process, trio-mqtt", 10_000, many),
+    Workload("storm", "(7) connection storm: 1,000 clients connect, 50 at a time", 1_000, storm(50)),
+    Workload("storm10k", "(7b) connection storm: 10,000 clients connect, 50 at a time", 10_000, storm(50)),
 ]  # fmt: skip
 # which metric the ratios compare, and whether bigger is better
 HEADLINE = {
@@ -231,6 +251,8 @@ HEADLINE = {
     "rt1": [("p50 µs", False), ("round trips per CPU-s", True)],
     "idle": [("KiB per connection", False), ("connect ms", False)],
     "many": [],
+    "storm": [("connections/s", True), ("peak KiB per connection", False)],
+    "storm10k": [("connections/s", True), ("peak KiB per connection", False)],
 }
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, NoReturn
 
 import trio
 
@@ -44,8 +44,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return leaves
 
 
-@asynccontextmanager
-async def open_client(
+def open_client(
     broker: str | Endpoint | Sequence[str | Endpoint] | None = None,
     *,
     host: str | None = None,
@@ -77,7 +76,7 @@ async def open_client(
     request_response_information: bool = False,
     request_problem_information: bool = True,
     subscription_identifiers: bool = True,
-) -> AsyncIterator[MQTTClient]:
+) -> AbstractAsyncContextManager[MQTTClient]:
     """Connect to a broker for the duration of an ``async with`` block.
 
     Args:
@@ -229,62 +228,149 @@ async def open_client(
         topic_alias_maximum=topic_alias_maximum if protocol is ProtocolVersion.V5 else 0,
         topic_aliases=topic_aliases, fallback=fallback,
     )  # fmt: skip
-    session = (
-        open_session(session_store, connect.client_id, protocol)
-        if session_store is not None
-        else SessionState()
-    )
-    core = ClientCore(
-        subscription_identifiers=subscription_identifiers,
-        outbox=Outbox(
-            offline_queue=offline_queue,
-            offline_bytes=offline_queue_bytes,
-            offline_timeout=None
-            if offline_timeout is None
-            else max(0.0, offline_timeout),
-            journal=QueueJournal(session_store, session.queued)
+
+    def build() -> tuple[MQTTClient, ClientCore, Supervisor]:
+        session = (
+            open_session(session_store, connect.client_id, protocol)
             if session_store is not None
-            else None,
-            restored=session.queued,
-        ),
-    )
-    supervisor = Supervisor(
-        settings,
-        session,
-        core,
-        before_send=session_store.flush if session_store is not None else None,
-    )
-    client = MQTTClient._create(core, supervisor, buffer_size=buffer_size)
-    try:
-        async with trio.open_nursery() as nursery:
+            else SessionState()
+        )
+        core = ClientCore(
+            subscription_identifiers=subscription_identifiers,
+            outbox=Outbox(
+                offline_queue=offline_queue,
+                offline_bytes=offline_queue_bytes,
+                offline_timeout=None
+                if offline_timeout is None
+                else max(0.0, offline_timeout),
+                journal=QueueJournal(session_store, session.queued)
+                if session_store is not None
+                else None,
+                restored=session.queued,
+            ),
+        )
+        supervisor = Supervisor(
+            settings,
+            session,
+            core,
+            before_send=session_store.flush if session_store is not None else None,
+        )
+        client = MQTTClient._create(core, supervisor, buffer_size=buffer_size)
+        return client, core, supervisor
 
-            async def supervise(
-                *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-            ) -> None:
-                error: MQTTError | None = None
-                try:
-                    await supervisor.run(task_status=task_status)
-                except MQTTError as exc:
-                    error = exc
-                    raise
-                finally:
-                    core.finish(error)
+    return _ClientBlock(build, session_store)
 
-            await nursery.start(supervise)
+
+class _ClientBlock:
+    """The ``async with`` block of :func:`open_client`.
+
+    A class rather than an ``asynccontextmanager`` generator: the generator's frame held every
+    local of ``open_client`` for as long as the client lived, and its context manager the
+    arguments (1.2 KiB per connection, a tenth of an idle client). The session (and its store)
+    is opened on entering the block; ``build`` and what it holds are dropped then.
+    """
+
+    __slots__ = ("_build", "_core", "_manager", "_nursery", "_store", "_supervisor")
+
+    def __init__(
+        self,
+        build: Callable[[], tuple[MQTTClient, ClientCore, Supervisor]],
+        store: SessionStore | None,
+    ) -> None:
+        self._build: Callable[[], tuple[MQTTClient, ClientCore, Supervisor]] | None = (
+            build
+        )
+        self._store = store
+        self._core: ClientCore | None = None
+        self._supervisor: Supervisor | None = None
+        self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._nursery: trio.Nursery | None = None
+
+    async def __aenter__(self) -> MQTTClient:
+        build, self._build = self._build, None
+        if build is None:
+            raise RuntimeError("an open_client() block can be entered once")
+        try:
+            client, core, supervisor = build()
+            self._core, self._supervisor = core, supervisor
+            manager = self._manager = trio.open_nursery()
+            nursery = self._nursery = await manager.__aenter__()
             try:
-                yield client
-            finally:
+                await nursery.start(_supervise, core, supervisor)
+            except BaseException as exc:
+                self._manager = self._nursery = None
+                await manager.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        except BaseExceptionGroup as group:
+            self._close_store()
+            _raise_one(group)
+        except BaseException:
+            self._close_store()
+            raise
+        return client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: object,
+    ) -> bool:
+        manager, nursery = self._manager, self._nursery
+        core, supervisor = self._core, self._supervisor
+        if manager is None or nursery is None or core is None or supervisor is None:
+            raise RuntimeError(
+                "an open_client() block must be entered before it is left"
+            )
+        self._manager = self._nursery = None
+        replaced = False
+        try:
+            try:
                 core.closing()
                 await supervisor.close()
                 nursery.cancel_scope.cancel()  # the supervisor, if it waits to reconnect
-    except BaseExceptionGroup as group:
-        # The client's failure may arrive twice, from the supervisor and from the block,
-        # which re-raises it when an operation finds the client failed: one error, once.
-        leaves = list({id(leaf): leaf for leaf in _leaves(group)}.values())
-        if len(leaves) != 1:
-            raise
-        leaf = leaves[0]
-        raise leaf from leaf.__cause__
+            except (
+                BaseException
+            ) as error:  # replaces the block's exception, as a finally would
+                exc, replaced = error, True
+            if exc is None:
+                await manager.__aexit__(None, None, None)
+                return False
+            if await manager.__aexit__(type(exc), exc, exc.__traceback__):
+                return True  # our own nursery's cancellation, absorbed
+            if replaced:
+                raise exc
+            return False
+        except BaseExceptionGroup as group:
+            _raise_one(group)
+        finally:
+            self._close_store()
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+async def _supervise(
+    core: ClientCore,
+    supervisor: Supervisor,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    error: MQTTError | None = None
+    try:
+        await supervisor.run(task_status=task_status)
+    except MQTTError as exc:
+        error = exc
+        raise
     finally:
-        if session_store is not None:
-            session_store.close()
+        core.finish(error)
+
+
+def _raise_one(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """The client's failure may arrive twice, from the supervisor and from the block, which
+    re-raises it when an operation finds the client failed: one error, once."""
+    leaves = list({id(leaf): leaf for leaf in _leaves(group)}.values())
+    if len(leaves) != 1:
+        raise group
+    leaf = leaves[0]
+    raise leaf from leaf.__cause__

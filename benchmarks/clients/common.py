@@ -4,7 +4,8 @@
 
 MODE is ``publish`` (COUNT 64-byte messages, at most INFLIGHT unacknowledged), ``sub`` (print
 ``ready`` once subscribed, then count COUNT messages), ``roundtrip`` (publish and wait for the
-message to come back, COUNT times) or ``idle`` (open COUNT connections and hold them). Times are
+message to come back, COUNT times), ``idle`` (open COUNT connections one after the other and
+hold them) or ``storm`` (open COUNT connections, INFLIGHT at a time, and hold them). Times are
 ``time.monotonic()`` (CLOCK_MONOTONIC, comparable across processes), CPU is ``process_time()``
 (user + system, all threads) spent inside the workload, not in start-up.
 """
@@ -70,6 +71,25 @@ def rss() -> int:
     """Resident memory of this process, in bytes."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss() -> int:
+    """This process's resident high-water mark so far, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def storm_report(count: int, t0: float, m0: int, peak0: int) -> None:
+    """What a storm reports: the time until all were connected, connections per second, and
+    memory per connection, at its peak (the high-water mark above where the storm started)
+    and settled (once all are connected)."""
+    t1, m1 = now(), rss()
+    report(
+        count=count,
+        seconds=t1 - t0,
+        rate=count / max(t1 - t0, 1e-9),
+        peak=(max(peak_rss(), peak0) - m0) / count,
+        settled=(m1 - m0) / count,
+    )
 
 
 def raise_fd_limit() -> None:

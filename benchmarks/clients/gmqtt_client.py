@@ -17,11 +17,13 @@ from benchmarks.clients.common import (
     cpu,
     now,
     parse,
+    peak_rss,
     percentiles,
     raise_fd_limit,
     ready,
     report,
     rss,
+    storm_report,
 )  # fmt: skip
 
 
@@ -142,7 +144,29 @@ async def idle(args: Args) -> None:
         await client.disconnect()
 
 
+async def storm(args: Args) -> None:
+    """COUNT clients connect, INFLIGHT at a time (tasks limited by a semaphore)."""
+    raise_fd_limit()
+    slots = asyncio.Semaphore(args.inflight)
+
+    async def one() -> Client:
+        async with slots:
+            return await connect(args)
+
+    m0, peak0, t0 = rss(), peak_rss(), now()
+    clients = await asyncio.gather(*(one() for _ in range(args.count)))
+    storm_report(len(clients), t0, m0, peak0)
+    for client in clients:
+        await client.disconnect()
+
+
 if __name__ == "__main__":
     arguments = parse()
-    modes = {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}
+    modes = {
+        "publish": publish,
+        "sub": sub,
+        "roundtrip": roundtrip,
+        "idle": idle,
+        "storm": storm,
+    }
     asyncio.run(modes[arguments.mode](arguments))

@@ -13,11 +13,13 @@ from benchmarks.clients.common import (
     cpu,
     now,
     parse,
+    peak_rss,
     percentiles,
     raise_fd_limit,
     ready,
     report,
     rss,
+    storm_report,
 )  # fmt: skip
 
 
@@ -102,11 +104,12 @@ def roundtrip(args: Args) -> None:
     client.loop_stop()
 
 
-def idle(args: Args) -> None:
+def connect_all(args: Args) -> list[mqtt.Client]:
     """Many clients in one thread, through paho's external-loop API (loop_read/loop_write):
-    with a network thread per client (loop_start), 1,000 connections did not finish here."""
+    with a network thread per client (loop_start), 1,000 connections did not finish here.
+    paho's ``connect()`` is a blocking TCP connect, so they are opened one after the other
+    and their CONNACKs read together."""
     raise_fd_limit()
-    m0, t0 = rss(), now()
     clients: list[mqtt.Client] = []
     connected = 0
 
@@ -126,16 +129,37 @@ def idle(args: Args) -> None:
         while connected < args.count and now() < deadline:
             for key, _ in selector.select(timeout=1):
                 key.data.loop_read()
-        t1, m1 = now(), rss()
+    return clients[:connected]
+
+
+def idle(args: Args) -> None:
+    m0, t0 = rss(), now()
+    clients = connect_all(args)
+    t1, m1 = now(), rss()
     report(
-        count=connected, connect=(t1 - t0) / args.count, memory=(m1 - m0) / args.count
+        count=len(clients),
+        connect=(t1 - t0) / args.count,
+        memory=(m1 - m0) / args.count,
     )
+    for client in clients:
+        client.disconnect()
+
+
+def storm(args: Args) -> None:
+    m0, peak0, t0 = rss(), peak_rss(), now()
+    clients = connect_all(args)
+    storm_report(len(clients), t0, m0, peak0)
     for client in clients:
         client.disconnect()
 
 
 if __name__ == "__main__":
     arguments = parse()
-    {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[
-        arguments.mode
-    ](arguments)
+    modes = {
+        "publish": publish,
+        "sub": sub,
+        "roundtrip": roundtrip,
+        "idle": idle,
+        "storm": storm,
+    }
+    modes[arguments.mode](arguments)

@@ -11,11 +11,13 @@ from benchmarks.clients.common import (
     cpu,
     now,
     parse,
+    peak_rss,
     percentiles,
     raise_fd_limit,
     ready,
     report,
     rss,
+    storm_report,
 )  # fmt: skip
 
 
@@ -89,12 +91,49 @@ async def idle(args: Args) -> None:
         )
 
 
+async def storm(args: Args) -> None:
+    """COUNT clients connect, INFLIGHT at a time, each in a task of its own holding its
+    ``open_client`` block (the structured way to hold many connections)."""
+    raise_fd_limit()
+    slots = trio.Semaphore(args.inflight)
+    connected = 0
+    all_connected, done = trio.Event(), trio.Event()
+
+    async def one() -> None:
+        nonlocal connected
+        await slots.acquire()
+        released = False
+        try:
+            async with trio_mqtt.open_client(url(args), keepalive=600):
+                slots.release()
+                released = True
+                connected += 1
+                if connected == args.count:
+                    all_connected.set()
+                await done.wait()
+        finally:
+            if not released:
+                slots.release()
+
+    m0, peak0, t0 = rss(), peak_rss(), now()
+    async with trio.open_nursery() as nursery:
+        for _ in range(args.count):
+            nursery.start_soon(one)
+        await all_connected.wait()
+        storm_report(args.count, t0, m0, peak0)
+        done.set()
+
+
 def main() -> None:
     args = parse()
     trio.run(
-        {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}[
-            args.mode
-        ],
+        {
+            "publish": publish,
+            "sub": sub,
+            "roundtrip": roundtrip,
+            "idle": idle,
+            "storm": storm,
+        }[args.mode],
         args,
     )
 

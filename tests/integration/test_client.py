@@ -456,3 +456,21 @@ async def test_invalid_topic_raises_value_error_and_leaks_no_packet_id(
             assert (
                 not result.reason_code.is_failure
             )  # SUCCESS, or NO_MATCHING_SUBSCRIBERS (0x10)
+
+
+def test_bad_arguments_raise_at_the_call() -> None:
+    """open_client() checks its arguments when called, before any ``async with`` (and with no
+    event loop): the caller's mistake surfaces where it was made."""
+    with pytest.raises(ValueError, match="offline_queue"):
+        trio_mqtt.open_client("mqtt://127.0.0.1", offline_queue=-1)
+    with pytest.raises(ValueError, match="scheme"):
+        trio_mqtt.open_client("http://127.0.0.1")
+
+
+async def test_an_open_client_block_is_entered_once(mosquitto: Mosquitto) -> None:
+    block = trio_mqtt.open_client(mosquitto.url)
+    async with block as client:
+        await client.publish(unique("once"), b"x", qos=1)
+    with pytest.raises(RuntimeError, match="entered once"):
+        async with block:
+            pass
