@@ -20,7 +20,6 @@ from ._engine._queue_journal import QueueJournal
 from ._engine._stores import SessionStore, open_session
 from ._engine._supervisor import ConnectionSettings, Supervisor
 from ._enums import ProtocolVersion
-from ._exceptions import MQTTError
 from ._io._transports import open_transport
 from ._options import (
     DEFAULT_MAX_PACKET_SIZE,
@@ -296,7 +295,7 @@ class _ClientBlock:
             manager = self._manager = trio.open_nursery()
             nursery = self._nursery = await manager.__aenter__()
             try:
-                await nursery.start(_supervise, core, supervisor)
+                await nursery.start(supervisor.run)
             except BaseException as exc:
                 self._manager = self._nursery = None
                 await manager.__aexit__(type(exc), exc, exc.__traceback__)
@@ -348,22 +347,6 @@ class _ClientBlock:
     def _close_store(self) -> None:
         if self._store is not None:
             self._store.close()
-
-
-async def _supervise(
-    core: ClientCore,
-    supervisor: Supervisor,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    error: MQTTError | None = None
-    try:
-        await supervisor.run(task_status=task_status)
-    except MQTTError as exc:
-        error = exc
-        raise
-    finally:
-        core.finish(error)
 
 
 def _raise_one(group: BaseExceptionGroup[BaseException]) -> NoReturn:

@@ -71,6 +71,9 @@ class SupervisorListener(LinkListener, Protocol):
     def state_changed(self, state: ClientState, change: StateChange | None) -> None:
         """The client's state changed."""
 
+    def finish(self, error: MQTTError | None) -> None:
+        """The supervisor has stopped for good (``error``: why; ``None``: closed)."""
+
 
 @attrs.define(kw_only=True)
 class ConnectionSettings:
@@ -111,6 +114,7 @@ class Supervisor:
         "_index",
         "_random",
         "_redirects",
+        "_task_status",
         "connect",
         "endpoint",
         "link",
@@ -145,6 +149,7 @@ class Supervisor:
         self._redirects = 0
         self._random = rng.random if rng is not None else random.random
         self._closing = False
+        self._task_status: trio.TaskStatus[None] | None = None  # until started
 
     # -- one attempt -------------------------------------------------------------------------------
 
@@ -216,97 +221,109 @@ class Supervisor:
     async def run(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Connect, report started, and keep a link running until closed or given up.
+        """Connect, report started, and keep a link running until closed or given up; then
+        tell the listener it is finished (:meth:`SupervisorListener.finish`).
 
         Raises:
             ConnectError, ConnectRefusedError: the first connection failed (no retry asked).
             ConnectionLostError, RemoteProtocolError, ...: the connection ended and the policy
                 does not (or no longer) reconnect.
         """
-        policy = self.settings.reconnect
-        error: MQTTError | None = None
-        attempt = 0  # failed attempts since the last success
-        immediate = False  # the next attempt needs no backoff
-        floor = (
-            False  # the last connection did not last: no delay under the initial one
-        )
-        down_since = trio.current_time()
-        while True:
-            endpoint = self._next_endpoint(error) if error else self.endpoint
-            if error is not None and not immediate:
-                assert policy is not None
-                delay = policy.delay(attempt + 1, self._random, floor=floor)
-                self.listener.state_changed(
-                    ClientState.RECONNECTING
-                    if self.started
-                    else ClientState.CONNECTING,
-                    Reconnecting(
-                        attempt=attempt + 1, delay=delay, endpoint=endpoint,
-                        cause=error,
-                    ),
-                )  # fmt: skip
+        # The status is kept only until started: a frame that held it all along would keep
+        # nursery.start()'s temporary nursery, with its cancel scope and status, alive as long
+        # as the client (1.2 KiB per idle client).
+        self._task_status = task_status
+        del task_status
+        failure: MQTTError | None = None
+        try:
+            policy = self.settings.reconnect
+            error: MQTTError | None = None
+            attempt = 0  # failed attempts since the last success
+            immediate = False  # the next attempt needs no backoff
+            floor = False  # the last connection did not last: no delay under the initial one
+            down_since = trio.current_time()
+            while True:
+                endpoint = self._next_endpoint(error) if error else self.endpoint
+                if error is not None and not immediate:
+                    assert policy is not None
+                    delay = policy.delay(attempt + 1, self._random, floor=floor)
+                    self.listener.state_changed(
+                        ClientState.RECONNECTING
+                        if self.started
+                        else ClientState.CONNECTING,
+                        Reconnecting(
+                            attempt=attempt + 1, delay=delay, endpoint=endpoint,
+                            cause=error,
+                        ),
+                    )  # fmt: skip
+                    log.info(
+                        "reconnecting to %s in %.2fs (attempt %d): %s",
+                        endpoint, delay, attempt + 1, error,
+                    )  # fmt: skip
+                    await trio.sleep(delay)
+                self.endpoint = endpoint
+                try:
+                    link, connack = await self._attempt(endpoint)
+                except MQTTError as exc:
+                    if self._closing:
+                        return  # the application is leaving: a failed attempt is moot
+                    if self._fall_back(exc):
+                        continue  # the same endpoint at once, in MQTT 3.1.1
+                    error = exc
+                    if is_overrun(exc) and attempt:
+                        floor = True  # the broker is up, only buggy: do not escalate
+                    else:
+                        attempt += 1
+                    immediate = self._immediate(exc, attempt)
+                    if not immediate and not self._may_retry(exc, attempt, down_since):
+                        raise
+                    continue
+                self._redirects = 0
+                self.settings.fallback = None  # the first CONNACK settles the version
+                connected_at = trio.current_time()
+                self._after_connack(connack)
+                if self.started:
+                    self.reconnects += 1
                 log.info(
-                    "reconnecting to %s in %.2fs (attempt %d): %s",
-                    endpoint, delay, attempt + 1, error,
+                    "connected to %s (session present: %s%s)",
+                    endpoint, connack.session_present,
+                    f"; resending {len(self.session.outbound)} unacknowledged"
+                    if self.session.outbound else "",
                 )  # fmt: skip
-                await trio.sleep(delay)
-            self.endpoint = endpoint
-            try:
-                link, connack = await self._attempt(endpoint)
-            except MQTTError as exc:
+                error = await self._run_link(link, connack)
+                if error is None:
+                    return  # closed by the application
                 if self._closing:
-                    return  # the application is leaving: a failed attempt is moot
-                if self._fall_back(exc):
-                    continue  # the same endpoint at once, in MQTT 3.1.1
-                error = exc
-                if is_overrun(exc) and attempt:
-                    floor = True  # the broker is up, only buggy: do not escalate
-                else:
+                    # Lost while the application was closing the client: it wanted the
+                    # connection gone, so leaving the block does not raise for it.
+                    log.debug("connection lost while closing: %s", error)
+                    return
+                self.listener.state_changed(
+                    ClientState.RECONNECTING, Disconnected(cause=error)
+                )
+                log.warning("connection lost: %s", error)
+                now = trio.current_time()
+                floor = policy is not None and now - connected_at < policy.stable_after
+                if floor and not is_overrun(error):
+                    # Lost right after CONNACK (a broker that accepts, then closes or breaks
+                    # the protocol): a failed attempt, so the backoff goes on growing instead
+                    # of starting over (which made a reconnect every few milliseconds).
                     attempt += 1
-                immediate = self._immediate(exc, attempt)
-                if not immediate and not self._may_retry(exc, attempt, down_since):
-                    raise
-                continue
-            self._redirects = 0
-            self.settings.fallback = None  # the first CONNACK settles the version
-            connected_at = trio.current_time()
-            self._after_connack(connack)
-            if self.started:
-                self.reconnects += 1
-            log.info(
-                "connected to %s (session present: %s%s)",
-                endpoint, connack.session_present,
-                f"; resending {len(self.session.outbound)} unacknowledged"
-                if self.session.outbound else "",
-            )  # fmt: skip
-            error = await self._run_link(link, connack, task_status)
-            if error is None:
-                return  # closed by the application
-            if self._closing:
-                # Lost while the application was closing the client: it wanted the
-                # connection gone, so leaving the block does not raise for it.
-                log.debug("connection lost while closing: %s", error)
-                return
-            self.listener.state_changed(
-                ClientState.RECONNECTING, Disconnected(cause=error)
-            )
-            log.warning("connection lost: %s", error)
-            now = trio.current_time()
-            floor = policy is not None and now - connected_at < policy.stable_after
-            if floor and not is_overrun(error):
-                # Lost right after CONNACK (a broker that accepts, then closes or breaks
-                # the protocol): a failed attempt, so the backoff goes on growing instead
-                # of starting over (which made a reconnect every few milliseconds).
-                attempt += 1
-            else:
-                # A connection that lasted, or one we ended because the broker sent more
-                # than our Receive Maximum (a broker bug, not a broker down: BROKERS.md):
-                # start over, still never sooner than the initial delay after a short one.
-                down_since = now
-                attempt = 0
-            immediate = self._immediate(error, attempt)
-            if not immediate and not self._may_retry(error, attempt, down_since):
-                raise error
+                else:
+                    # A connection that lasted, or one we ended because the broker sent more
+                    # than our Receive Maximum (a broker bug, not a broker down: BROKERS.md):
+                    # start over, still never sooner than the initial delay after a short one.
+                    down_since = now
+                    attempt = 0
+                immediate = self._immediate(error, attempt)
+                if not immediate and not self._may_retry(error, attempt, down_since):
+                    raise error
+        except MQTTError as exc:
+            failure = exc
+            raise
+        finally:
+            # the client is done for good: its waiters fail, its subscriptions end
+            self.listener.finish(failure)
 
     def _fall_back(self, error: MQTTError) -> bool:
         """``protocol="auto"``: the broker refused MQTT 5 (0x84): from now on, MQTT 3.1.1."""
@@ -350,7 +367,6 @@ class Supervisor:
         self,
         link: Link,
         connack: ConnAck,
-        task_status: trio.TaskStatus[None],
     ) -> MQTTError | None:
         """Run one link to its end; return why it ended (``None``: closed by the application)."""
         failure: MQTTError | None = None
@@ -370,7 +386,9 @@ class Supervisor:
             )
             if not self.started:
                 self.started = True
-                task_status.started()
+                task_status, self._task_status = self._task_status, None
+                if task_status is not None:
+                    task_status.started()
 
         try:
             await link.run(started=up)
