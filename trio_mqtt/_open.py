@@ -265,7 +265,7 @@ class _ClientBlock:
 
     A class rather than an ``asynccontextmanager`` generator: the generator's frame held every
     local of ``open_client`` for as long as the client lived, and its context manager the
-    arguments (1.2 KiB per connection, a tenth of an idle client). The session (and its store)
+    arguments (1.5 KiB per connection, a tenth of an idle client). The session (and its store)
     is opened on entering the block; ``build`` and what it holds are dropped then.
     """
 
@@ -327,10 +327,8 @@ class _ClientBlock:
                 core.closing()
                 await supervisor.close()
                 nursery.cancel_scope.cancel()  # the supervisor, if it waits to reconnect
-            except (
-                BaseException
-            ) as error:  # replaces the block's exception, as a finally would
-                exc, replaced = error, True
+            except BaseException as error:
+                exc, replaced = error, True  # it replaces the block's, as in a finally
             if exc is None:
                 await manager.__aexit__(None, None, None)
                 return False
