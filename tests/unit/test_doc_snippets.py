@@ -28,11 +28,13 @@ PAGES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"^```(\S*) *([^\n]*)\n(.*?)^```", re.M | re.S)
 OPTION = re.compile(r"^:([\w-]+):\s*(.*)$", re.M)
 # Where the suite runs the files that the pages include (tests/integration/test_examples.py
-# runs examples/*.py and examples/snippets/*.py; pytest collects examples/testing/).
+# runs examples/*.py and examples/snippets/*.py; pytest collects examples/testing/ and the
+# integration tests, whose helpers a page may show as they are tested).
 RUN_BY_THE_SUITE = [
     *(ROOT / "examples").glob("*.py"),
     *(ROOT / "examples" / "snippets").glob("*.py"),
     *(ROOT / "examples" / "testing").glob("test_*.py"),
+    *(ROOT / "tests" / "integration").glob("test_*.py"),
 ]
 CHECKED_CALLS = {
     "open_client": trio_mqtt.open_client,
