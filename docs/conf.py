@@ -26,7 +26,7 @@ myst_heading_anchors = 3
 nitpicky = True  # every cross-reference must resolve, but for these:
 nitpick_ignore_regex = [
     # No intersphinx (offline builds): the standard library's and Trio's names stay unlinked.
-    (r"py:.*", r"(collections\.abc|ssl|os|trio|trio\.abc)\.\w+"),
+    (r"py:.*", r"(collections\.abc|contextlib|ssl|os|trio|trio\.abc)\.\w+"),
     # Prose in a Raises or Returns section ("Nothing.", "Whatever the storage raises"), which
     # napoleon takes for a type: any target with a space in it, and "Nothing".
     (r"py:(exc|class)", r".* .*|Nothing\.?"),
