@@ -12,39 +12,27 @@ connection (docs/performance.md, fourth round). Start a broker with ``python -m 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from pathlib import Path
 
 import trio
 
-import trio_mqtt
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.clients.trio_mqtt_client import hold_clients
 
 
 async def main(port: int, count: int, mode: str) -> None:
-    url = f"mqtt://127.0.0.1:{port}"
-    slots = trio.Semaphore(50)
-    connected = 0
     all_connected, done = trio.Event(), trio.Event()
-
-    async def one() -> None:
-        nonlocal connected
-        await slots.acquire()
-        released = False
-        try:
-            async with trio_mqtt.open_client(url, keepalive=600):
-                slots.release()
-                released = True
-                connected += 1
-                if connected == count:
-                    all_connected.set()
-                await done.wait()
-        finally:
-            if not released:
-                slots.release()
-
     async with trio.open_nursery() as nursery:
-        for _ in range(count):
-            nursery.start_soon(one)
+        nursery.start_soon(
+            functools.partial(
+                hold_clients, f"mqtt://127.0.0.1:{port}", count, 50, all_connected,
+                lambda _: done.wait(), keepalive=600,
+            )
+        )  # fmt: skip
         await all_connected.wait()
         if mode == "connect":
             sys.stdout.flush()

@@ -16,6 +16,7 @@ the broker (this machine's hard limit is 20,000, so about 19,000 clients).
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import sys
 import tempfile
@@ -28,41 +29,37 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import trio_mqtt
 from benchmarks.clients.common import rss
+from benchmarks.clients.trio_mqtt_client import hold_clients
 from tests.mosquitto import Mosquitto, running_mosquitto
 
 
 async def fleet(broker: Mosquitto, clients: int) -> None:
-    slots = trio.Semaphore(50)
-    connected = 0
     all_connected, restarted = trio.Event(), trio.Event()
     back: list[float] = []
     all_back = trio.Event()
 
-    async def device(n: int) -> None:
-        nonlocal connected
-        await slots.acquire()
-        try:
-            block = trio_mqtt.open_client(broker.url, client_id=f"d{n}", keepalive=60)
-        except BaseException:
-            slots.release()
-            raise
-        async with block as client:
-            slots.release()
-            connected += 1
-            if connected == clients:
-                all_connected.set()
-            with client.watch_state() as changes:
-                async for change in changes:
-                    if restarted.is_set() and isinstance(change, trio_mqtt.Connected):
-                        back.append(time.monotonic())
-                        if len(back) == clients:
-                            all_back.set()
-                        await trio.sleep_forever()
+    async def device(client: trio_mqtt.MQTTClient) -> None:
+        with client.watch_state() as changes:
+            async for change in changes:
+                if restarted.is_set() and isinstance(change, trio_mqtt.Connected):
+                    back.append(time.monotonic())
+                    if len(back) == clients:
+                        all_back.set()
+                    await trio.sleep_forever()
 
     m0, t0 = rss(), time.monotonic()
     async with trio.open_nursery() as nursery:
-        for n in range(clients):
-            nursery.start_soon(device, n)
+        nursery.start_soon(
+            functools.partial(
+                hold_clients,
+                broker.url,
+                clients,
+                50,
+                all_connected,
+                device,
+                keepalive=60,
+            )
+        )
         await all_connected.wait()
         t1 = time.monotonic()
         settled = (rss() - m0) / clients / 1024

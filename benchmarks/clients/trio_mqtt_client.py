@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import trio
 
 import trio_mqtt
@@ -91,34 +95,54 @@ async def idle(args: Args) -> None:
         )
 
 
-async def storm(args: Args) -> None:
-    """COUNT clients connect, INFLIGHT at a time, each in a task of its own holding its
-    ``open_client`` block (the structured way to hold many connections)."""
-    raise_fd_limit()
-    slots = trio.Semaphore(args.inflight)
+async def hold_clients(
+    url: str,
+    count: int,
+    at_a_time: int,
+    all_connected: trio.Event,
+    hold: Callable[[trio_mqtt.MQTTClient], Awaitable[object]],
+    **options: Any,
+) -> None:
+    """Open ``count`` clients, ``at_a_time`` of them connecting at once, each in a task of its
+    own running ``hold(client)`` inside its ``open_client`` block (the structured way to hold
+    many connections); set ``all_connected`` once every one has connected. Returns when every
+    ``hold`` has returned and its block has closed."""
+    slots = trio.Semaphore(at_a_time)
     connected = 0
-    all_connected, done = trio.Event(), trio.Event()
 
     async def one() -> None:
         nonlocal connected
         await slots.acquire()
         released = False
         try:
-            async with trio_mqtt.open_client(url(args), keepalive=600):
+            async with trio_mqtt.open_client(url, **options) as client:
                 slots.release()
                 released = True
                 connected += 1
-                if connected == args.count:
+                if connected == count:
                     all_connected.set()
-                await done.wait()
+                await hold(client)
         finally:
             if not released:
                 slots.release()
 
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+
+
+async def storm(args: Args) -> None:
+    """COUNT clients connect, INFLIGHT at a time (see :func:`hold_clients`)."""
+    raise_fd_limit()
+    all_connected, done = trio.Event(), trio.Event()
     m0, peak0, t0 = rss(), peak_rss(), now()
     async with trio.open_nursery() as nursery:
-        for _ in range(args.count):
-            nursery.start_soon(one)
+        nursery.start_soon(
+            functools.partial(
+                hold_clients, url(args), args.count, args.inflight, all_connected,
+                lambda _: done.wait(), keepalive=600,
+            )
+        )  # fmt: skip
         await all_connected.wait()
         storm_report(args.count, t0, m0, peak0)
         done.set()

@@ -16,7 +16,13 @@ import trustme
 
 from tests.ejabberd import BINARY as ejabberd_binary, Ejabberd, running_ejabberd
 from tests.mosquitto import BINARY, Mosquitto, TLSFiles, running_mosquitto
-from tests.nats import BINARY as nats_binary, NatsServer, running_nats
+from tests.nats import (
+    BINARY as nats_binary,
+    NatsCluster,
+    NatsServer,
+    running_nats,
+    running_nats_cluster,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,6 +56,14 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     _require_binary("nats-server", nats_binary)
     with running_nats(tmp_path_factory.mktemp("nats")) as broker:
         yield broker
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A fresh three-node nats-server cluster for the test (its nodes get killed)."""
+    _require_binary("nats-server", nats_binary)
+    with running_nats_cluster(tmp_path) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,20 @@ def _subscribed(mosquitto: Mosquitto, client_id: str) -> None:
     raise AssertionError(f"{client_id} never subscribed")
 
 
+def start_sub(
+    broker: Mosquitto, prefix: str, *args: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``trio-mqtt sub URL *args`` under a fresh client id, once its subscription is in place;
+    the process and its client id."""
+    client_id = unique(prefix)
+    receiver = subprocess.Popen(
+        [*CLI, "sub", broker.url, *args, "-i", client_id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _subscribed(broker, client_id)
+    return receiver, client_id
+
+
 def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "trio-mqtt"
     assert script.exists() or shutil.which("trio-mqtt")
@@ -72,12 +86,7 @@ def test_pub_reaches_mosquitto_sub_with_a_binary_payload(
 
 def test_sub_prints_what_mosquitto_pub_sends(mosquitto: Mosquitto) -> None:
     topic = unique("cli/sub")
-    client_id = unique("tsub")
-    receiver = subprocess.Popen(
-        [*CLI, "sub", mosquitto.url, topic, "-v", "-C", "2", "-q", "1", "-i", client_id],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _subscribed(mosquitto, client_id)
+    receiver, _ = start_sub(mosquitto, "tsub", topic, "-v", "-C", "2", "-q", "1")
     for message in ("one", "two"):
         subprocess.run(
             ["mosquitto_pub", "-p", str(mosquitto.port), "-t", topic, "-m", message, "-q", "1"],
@@ -90,12 +99,7 @@ def test_sub_prints_what_mosquitto_pub_sends(mosquitto: Mosquitto) -> None:
 
 def test_sub_json_has_text_or_base64_and_the_properties(mosquitto: Mosquitto) -> None:
     topic = unique("cli/json")
-    client_id = unique("jsub")
-    receiver = subprocess.Popen(
-        [*CLI, "sub", mosquitto.url, topic, "--json", "-C", "2", "-q", "1", "-i", client_id],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _subscribed(mosquitto, client_id)
+    receiver, _ = start_sub(mosquitto, "jsub", topic, "--json", "-C", "2", "-q", "1")
     assert run(
         "pub", mosquitto.url, topic, "grüße", "-q", "1", "--content-type", "text/plain",
         "-D", "unit=C", "-D", "unit=F",
@@ -144,12 +148,7 @@ def test_exit_codes_and_one_line_on_stderr(
 
 
 def test_ctrl_c_ends_sub_with_a_disconnect(mosquitto: Mosquitto) -> None:
-    client_id = unique("ctrlc")
-    receiver = subprocess.Popen(
-        [*CLI, "sub", mosquitto.url, unique("cli/ctrlc"), "-i", client_id],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    _subscribed(mosquitto, client_id)
+    receiver, client_id = start_sub(mosquitto, "ctrlc", unique("cli/ctrlc"))
     receiver.send_signal(signal.SIGINT)
     _, err = receiver.communicate(timeout=20)
     assert receiver.returncode == 130, err
@@ -168,12 +167,7 @@ def test_sub_stays_up_across_a_broker_restart(tmp_path: Path) -> None:
     and prints what is published after."""
     with running_mosquitto(tmp_path) as broker:
         topic = unique("cli/restart")
-        client_id = unique("rsub")
-        receiver = subprocess.Popen(
-            [*CLI, "sub", broker.url, topic, "-C", "2", "-q", "1", "-i", client_id],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        _subscribed(broker, client_id)
+        receiver, client_id = start_sub(broker, "rsub", topic, "-C", "2", "-q", "1")
         assert run("pub", broker.url, topic, "before", "-q", "1").returncode == 0
         broker.log.write_text("")  # type: ignore[union-attr]  # wait for the new subscription
         broker.restart()

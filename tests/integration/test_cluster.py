@@ -12,19 +12,15 @@ Run with ``-s`` to see the figures (failover times, duplicates); nothing here as
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import pytest
 import trio
 
 import trio_mqtt
 from tests.integration.test_client import unique
-from tests.nats import BINARY, NatsCluster, running_nats_cluster
+from tests.nats import NatsCluster
 from trio_mqtt import ProtocolVersion, ReconnectPolicy
-
-pytestmark = pytest.mark.skipif(BINARY is None, reason="nats-server is not installed")
 
 FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.5)
 
@@ -66,23 +62,39 @@ async def consume(messages: trio_mqtt.Subscription, received: Received) -> None:
         received.add(int(message.payload))
 
 
-async def test_the_node_a_subscriber_is_on_is_killed_mid_stream(tmp_path: Path) -> None:
+@asynccontextmanager
+async def subscriber_and_publisher(
+    urls: list[str], topic: str
+) -> AsyncIterator[
+    tuple[trio_mqtt.MQTTClient, trio_mqtt.MQTTClient, Received, trio.Nursery]
+]:
+    """A persistent-session subscriber to ``topic`` on the first node (what it receives goes
+    into the ``Received``), a publisher on another node, and a nursery for the test's tasks."""
+    async with (
+        open_subscriber(urls, unique("sub")) as sub,
+        sub.subscribe(topic, qos=1) as messages,
+        trio_mqtt.open_client(  # another node first: a kill of the subscriber's spares it
+            urls[1:] + urls[:1], protocol=ProtocolVersion.V311, reconnect=FAST
+        ) as publisher,
+        trio.open_nursery() as nursery,
+    ):
+        received = Received()
+        nursery.start_soon(consume, messages, received)
+        yield sub, publisher, received, nursery
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_node_a_subscriber_is_on_is_killed_mid_stream(
+    nats_cluster: NatsCluster,
+) -> None:
     """SIGKILL the subscriber's node a third of the way through 300 QoS 1 messages: the
     client moves to another node, resumes the session the cluster kept (session present),
     and every message arrives."""
-    count, topic = 300, unique("cluster/kill")
-    with running_nats_cluster(tmp_path) as cluster, trio.fail_after(60):
-        urls = cluster.urls
-        async with (
-            open_subscriber(urls, unique("sub")) as sub,
-            sub.subscribe(topic, qos=1) as messages,
-            trio_mqtt.open_client(  # another node first: the kill is the subscriber's
-                urls[1:] + urls[:1], protocol=ProtocolVersion.V311, reconnect=FAST
-            ) as publisher,
-            trio.open_nursery() as nursery,
-        ):
-            received = Received()
-            nursery.start_soon(consume, messages, received)
+    count, topic, cluster = 300, unique("cluster/kill"), nats_cluster
+    with trio.fail_after(60):
+        async with subscriber_and_publisher(cluster.urls, topic) as (
+            sub, publisher, received, nursery,
+        ):  # fmt: skip
             killed_node = cluster.node_of(sub.endpoint.port)
             reconnected = trio.Event()
 
@@ -109,7 +121,6 @@ async def test_the_node_a_subscriber_is_on_is_killed_mid_stream(tmp_path: Path) 
             first_after = next(
                 (t for t in received.at[seen_before:] if t >= back_at), back_at
             )
-            nursery.cancel_scope.cancel()
         assert sub.reconnects >= 1
         assert cluster.node_of(sub.endpoint.port) != killed_node
         assert sub.session_present  # the cluster kept the session
@@ -121,25 +132,20 @@ async def test_the_node_a_subscriber_is_on_is_killed_mid_stream(tmp_path: Path) 
     )
 
 
-async def test_a_rolling_restart_of_every_node_loses_nothing(tmp_path: Path) -> None:
+async def test_a_rolling_restart_of_every_node_loses_nothing(
+    nats_cluster: NatsCluster,
+) -> None:
     """Each node in turn is killed and started again while a publisher and a subscriber run;
     the next goes once messages flow again and the restarted node serves MQTT sessions once
     more (else the next kill would leave the cluster without a quorum, which is an outage, not
     a rolling restart). Every acknowledged message arrives."""
-    topic = unique("cluster/rolling")
-    with running_nats_cluster(tmp_path) as cluster, trio.fail_after(120):
-        urls = cluster.urls
-        acknowledged = 0
-        async with (
-            open_subscriber(urls, unique("sub")) as sub,
-            sub.subscribe(topic, qos=1) as messages,
-            trio_mqtt.open_client(
-                urls[1:] + urls[:1], protocol=ProtocolVersion.V311, reconnect=FAST
-            ) as publisher,
-            trio.open_nursery() as nursery,
-        ):
-            received = Received()
-            nursery.start_soon(consume, messages, received)
+    topic, cluster = unique("cluster/rolling"), nats_cluster
+    urls = cluster.urls
+    acknowledged = 0
+    with trio.fail_after(120):
+        async with subscriber_and_publisher(urls, topic) as (
+            sub, publisher, received, nursery,
+        ):  # fmt: skip
             done = trio.Event()
 
             async def publish() -> None:
@@ -159,7 +165,6 @@ async def test_a_rolling_restart_of_every_node_loses_nothing(tmp_path: Path) -> 
             done.set()
             final = acknowledged + 1  # the publish in progress may complete too
             await received.wait_for(lambda: received.has_all(acknowledged))
-            nursery.cancel_scope.cancel()
     assert received.has_all(acknowledged)
     assert max(received.payloads) <= final
     duplicates = len(received.payloads) - len(set(received.payloads))
