@@ -1,12 +1,13 @@
 """Instructions per received message, for callgrind (deterministic where timings are not).
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-        .venv/bin/python benchmarks/callgrind_receive.py N
+        .venv/bin/python benchmarks/callgrind_receive.py N [none|noop|otel|otel-nolatency]
 
 An in-process client receives N QoS 0 PUBLISHes (64-byte payload, pre-encoded, sent 500 at a
 time) over a socket pair from a scripted peer, through ``async for``, as users read them. Run
 it for N = 20,000 and N = 60,000: the difference in "Collected" instructions, divided by
-40,000, is the cost of one message.
+40,000, is the cost of one message. The second argument picks the client's ``hooks``
+(:func:`hooks_for`): none (default), a no-op ``on_message_received``, or OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -23,7 +24,37 @@ import trio_mqtt
 from tests import wire
 
 
-async def main(count: int) -> None:
+class _NoOp(trio_mqtt.ClientHooks):
+    """A listener on every event that does nothing: the cost of calling hooks at all."""
+
+    def on_message_received(self, message: trio_mqtt.Message) -> None:
+        pass
+
+    def on_publish_acknowledged(self, *args: object) -> None:  # type: ignore[override]
+        pass
+
+
+def hooks_for(mode: str) -> trio_mqtt.ClientHooks | None:
+    """The ``hooks`` of a benchmark mode: none, noop, otel (the SDK, a manual reader), or
+    otel-nolatency (the same with ``record_latency=False``)."""
+    if mode == "none":
+        return None
+    if mode == "noop":
+        return _NoOp()
+    if mode in ("otel", "otel-nolatency"):
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from trio_mqtt.otel import OpenTelemetryHooks
+
+        return OpenTelemetryHooks(
+            MeterProvider(metric_readers=[InMemoryMetricReader()]),
+            record_latency=mode == "otel",
+        )
+    raise SystemExit(f"unknown hooks mode {mode!r}: none, noop, otel, otel-nolatency")
+
+
+async def main(count: int, mode: str = "none") -> None:
     a, b = socket.socketpair()
     ours = trio.SocketStream(trio.socket.from_stdlib_socket(a))
     theirs = trio.SocketStream(trio.socket.from_stdlib_socket(b))
@@ -45,7 +76,9 @@ async def main(count: int) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(peer)
         async with (
-            trio_mqtt.open_client(transport_factory=factory, reconnect=None) as client,
+            trio_mqtt.open_client(
+                transport_factory=factory, reconnect=None, hooks=hooks_for(mode)
+            ) as client,
             client.subscribe("bench/rx", buffer_size=10_000) as messages,
         ):
             received = 0
@@ -57,4 +90,4 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]))
+    trio.run(main, int(sys.argv[1]), *sys.argv[2:3])

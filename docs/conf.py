@@ -27,6 +27,8 @@ nitpicky = True  # every cross-reference must resolve, but for these:
 nitpick_ignore_regex = [
     # No intersphinx (offline builds): the standard library's and Trio's names stay unlinked.
     (r"py:.*", r"(collections\.abc|contextlib|ssl|os|trio|trio\.abc)\.\w+"),
+    # ... nor OpenTelemetry's (trio_mqtt.otel's signature: metrics.MeterProvider).
+    (r"py:class", r"(opentelemetry\.)?metrics\.\w+"),
     # Prose in a Raises or Returns section ("Nothing.", "Whatever the storage raises"), which
     # napoleon takes for a type: any target with a space in it, and "Nothing".
     (r"py:(exc|class)", r".* .*|Nothing\.?"),

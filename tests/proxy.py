@@ -7,6 +7,7 @@ direction or both), and cut at random points on a seeded schedule.
         proxy.cut()                  # every live connection dies (RST-like close)
         proxy.blackhole(down=True)   # broker -> client bytes vanish; the sockets stay open
         proxy.refuse(True)           # new connections are closed at once
+        proxy.stall()                # stop reading from the client (its socket fills up)
         nursery.start_soon(proxy.chaos, random.Random(7), 0.1, 0.4)
 """
 
@@ -39,6 +40,7 @@ class Proxy:
         self.half_close = False
         #: connections the client reset (RST) rather than closed (FIN)
         self.client_resets = 0
+        self._stalled: trio.Event | None = None  # set again when stalling ends
 
     @property
     def url(self) -> str:
@@ -59,6 +61,15 @@ class Proxy:
         """Drop the bytes going client -> broker (``up``) and/or broker -> client (``down``)."""
         self._up_blocked, self._down_blocked = up, down
 
+    def stall(self, stalled: bool = True) -> None:
+        """Stop reading what the client sends (a broker too slow to read: the client's socket
+        buffers fill and its writes block), or read again."""
+        if stalled and self._stalled is None:
+            self._stalled = trio.Event()
+        elif not stalled and self._stalled is not None:
+            self._stalled.set()
+            self._stalled = None
+
     async def wait_dropped_down(self, nbytes: int) -> None:
         """Wait until ``nbytes`` broker -> client bytes in all have been black-holed."""
         while self.dropped_down < nbytes:
@@ -74,6 +85,8 @@ class Proxy:
         self, source: trio.abc.Stream, sink: trio.abc.Stream, upward: bool, number: int
     ) -> None:
         while True:
+            if upward and self._stalled is not None:
+                await self._stalled.wait()
             data = await source.receive_some(65536)
             if not data:
                 return

@@ -40,6 +40,7 @@ from ._exceptions import (
     SubscribeError as SubscribeError,
     UnsubscribeError as UnsubscribeError,
 )
+from ._hooks import ClientHooks as ClientHooks
 from ._message import Message as Message, PublishResult as PublishResult
 from ._open import open_client as open_client
 from ._pipeline import (
@@ -50,6 +51,12 @@ from ._pipeline import (
 from ._sansio._packets import Will as Will
 from ._sansio._properties import Properties as Properties
 from ._service import Request as Request, Requests as Requests
+from ._statistics import (
+    ClientStatistics as ClientStatistics,
+    CountsByQoS as CountsByQoS,
+    LatencyHistogram as LatencyHistogram,
+    SubscriptionStatistics as SubscriptionStatistics,
+)
 from ._status import (
     ClientState as ClientState,
     Connected as Connected,
@@ -59,10 +66,7 @@ from ._status import (
     StateChange as StateChange,
     StateWatcher as StateWatcher,
 )
-from ._subscription import (
-    Subscription as Subscription,
-    SubscriptionStatistics as SubscriptionStatistics,
-)
+from ._subscription import Subscription as Subscription
 from ._tls import TLSConfig as TLSConfig
 from ._topics import topic_matches as topic_matches
 from ._version import __version__ as __version__
@@ -77,7 +81,8 @@ __all__ = [
     "MQTTError", "MalformedPacketError", "NegativeAckError", "PayloadFormat", "Properties",
     "ProtocolError", "ProtocolVersion", "PublishError", "QoS", "ReasonCode", "RemoteProtocolError",
     "RetainHandling", "SubscribeError", "UnsubscribeError", "Will", "Pipeline", "PipelineError",
-    "PublishFailure", "ServerInfo", "Request", "Requests",
+    "PublishFailure", "ServerInfo", "Request", "Requests", "ClientHooks", "ClientStatistics",
+    "CountsByQoS", "LatencyHistogram",
     "__version__", "topic_matches",
 ]  # fmt: skip
 

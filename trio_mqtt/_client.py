@@ -14,6 +14,7 @@ from ._engine._core import ClientCore
 from ._engine._inbox import Inbox
 from ._engine._outbox import HIGH_WATER, QOS0_RESULT
 from ._engine._responses import Responses
+from ._engine._snapshot import statistics
 from ._engine._supervisor import Supervisor
 from ._enums import QOS_LEVELS, ProtocolVersion, QoS, ReasonCode, RetainHandling
 from ._exceptions import LocalProtocolError, NotConnectedError
@@ -23,6 +24,7 @@ from ._pipeline import Pipeline
 from ._sansio._packets import SubscriptionRequest, payload_bytes
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._service import Requests, request as service_request
+from ._statistics import ClientStatistics
 from ._status import ClientState, ServerInfo, StateWatcher, server_info
 from ._subscription import Subscription
 from ._topics import validate_topic_filter
@@ -84,6 +86,23 @@ class MQTTClient(metaclass=NoPublicConstructor):
     def reconnects(self) -> int:
         """How many times the client has connected again after losing the connection."""
         return self._supervisor.reconnects
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of the client's counters since it was opened: messages and bytes in
+        and out, publishes in flight, the offline queue, each subscription's buffer,
+        connections and their losses by cause, the acknowledgement latency histogram, QoS 0
+        messages dropped with a connection. See docs/operating.md.
+
+        Cheap (no I/O, no waiting: it copies counters the client keeps anyway), not a
+        checkpoint, and safe to call from another thread, e.g. a metrics exporter's.
+
+        Returns:
+            A :class:`ClientStatistics`.
+
+        Raises:
+            Nothing: it works on a closed client too.
+        """
+        return statistics(self._core, self._supervisor)
 
     def watch_state(self) -> StateWatcher:
         """The state changes, as an async iterator; use as a ``with`` block::

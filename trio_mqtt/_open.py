@@ -15,11 +15,13 @@ from ._auth import Authenticator
 from ._client import MQTTClient
 from ._config import Endpoint, ReconnectPolicy
 from ._engine._core import ClientCore
+from ._engine._metrics import HookCaller
 from ._engine._outbox import Outbox
 from ._engine._queue_journal import QueueJournal
 from ._engine._stores import SessionStore, open_session
 from ._engine._supervisor import ConnectionSettings, Supervisor
 from ._enums import ProtocolVersion
+from ._hooks import ClientHooks, overridden
 from ._io._transports import open_transport
 from ._options import (
     DEFAULT_MAX_PACKET_SIZE,
@@ -75,6 +77,7 @@ def open_client(
     request_response_information: bool = False,
     request_problem_information: bool = True,
     subscription_identifiers: bool = True,
+    hooks: ClientHooks | None = None,
 ) -> AbstractAsyncContextManager[MQTTClient]:
     """Connect to a broker for the duration of an ``async with`` block.
 
@@ -146,6 +149,10 @@ def open_client(
             Identifier, so the broker tells which subscription a message is for (``False``:
             the client matches topics itself, as it does for brokers without them; some
             brokers mishandle them).
+        hooks: a :class:`ClientHooks` told of the client's events as they happen
+            (connections, losses, acknowledgements with their latency, messages), to feed a
+            metrics system, e.g. :class:`trio_mqtt.otel.OpenTelemetryHooks`. See
+            docs/operating.md.
 
     Leaving the block sends DISCONNECT and closes the connection; no task is left behind.
     Exceptions leave the block bare, never wrapped in an :class:`ExceptionGroup`.
@@ -212,6 +219,10 @@ def open_client(
         raise ValueError("offline_queue must be 0 or more")
     if offline_queue_bytes < 0:
         raise ValueError("offline_queue_bytes must be 0 or more")
+    if hooks is not None and not isinstance(hooks, ClientHooks):
+        raise TypeError(
+            f"hooks must be a ClientHooks (subclass it), not {type(hooks).__name__}"
+        )
 
     async def open_stream(endpoint: Endpoint) -> trio.abc.Stream:
         if transport_factory is not None:
@@ -236,6 +247,7 @@ def open_client(
         )
         core = ClientCore(
             subscription_identifiers=subscription_identifiers,
+            hooks=HookCaller(overridden(hooks)) if hooks is not None else None,
             outbox=Outbox(
                 offline_queue=offline_queue,
                 offline_bytes=offline_queue_bytes,
@@ -269,7 +281,9 @@ class _ClientBlock:
     is opened on entering the block; ``build`` and what it holds are dropped then.
     """
 
-    __slots__ = ("_build", "_core", "_manager", "_nursery", "_store", "_supervisor")
+    __slots__ = (
+        "_build", "_client", "_core", "_manager", "_nursery", "_store", "_supervisor",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -280,6 +294,7 @@ class _ClientBlock:
             build
         )
         self._store = store
+        self._client: MQTTClient | None = None
         self._core: ClientCore | None = None
         self._supervisor: Supervisor | None = None
         self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
@@ -306,6 +321,11 @@ class _ClientBlock:
         except BaseException:
             self._close_store()
             raise
+        hooks = core.hooks
+        if hooks is not None:
+            self._client = client  # for on_client_closed
+            if hooks.client_opened is not None:
+                hooks.call(hooks.client_opened, client)
         return client
 
     async def __aexit__(
@@ -341,6 +361,13 @@ class _ClientBlock:
             _raise_one(group)
         finally:
             self._close_store()
+            hooks, client, self._client = core.hooks, self._client, None
+            if (
+                hooks is not None
+                and hooks.client_closed is not None
+                and client is not None
+            ):
+                hooks.call(hooks.client_closed, client)
 
     def _close_store(self) -> None:
         if self._store is not None:

@@ -6,30 +6,15 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import final
 
-import attrs
 import trio
 
 from ._construct import NoPublicConstructor
 from ._engine._inbox import Inbox
+from ._engine._metrics import subscription_statistics
 from ._enums import QoS
 from ._message import Message
 from ._sansio._packets import SubscriptionRequest
-
-
-@final
-@attrs.frozen
-class SubscriptionStatistics:
-    """A snapshot of a subscription's buffer.
-
-    Attributes:
-        buffered: messages waiting to be received.
-        buffer_size: the most it holds before the client stops reading the network.
-        delivered: messages handed to this subscription so far.
-    """
-
-    buffered: int
-    buffer_size: int
-    delivered: int
+from ._statistics import SubscriptionStatistics
 
 
 @final
@@ -184,7 +169,7 @@ class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstruct
         return self._inbox.granted
 
     def statistics(self) -> SubscriptionStatistics:
-        """Buffer occupancy and delivery count.
+        """Buffer occupancy, delivery count and topic filters.
 
         Returns:
             A :class:`SubscriptionStatistics` snapshot.
@@ -192,9 +177,4 @@ class Subscription(trio.abc.ReceiveChannel[Message], metaclass=NoPublicConstruct
         Raises:
             Nothing: it works on a closed subscription too.
         """
-        inbox = self._inbox
-        return SubscriptionStatistics(
-            buffered=len(inbox),
-            buffer_size=inbox.buffer_size,
-            delivered=inbox.delivered,
-        )
+        return subscription_statistics(self._inbox)

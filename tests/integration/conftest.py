@@ -184,3 +184,15 @@ def mosquitto_tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqui
         ),
     ) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def mosquitto_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """alice may publish to ``ok/#`` only; MQTT 5 gets PUBACK 0x87 for anything else."""
+    workdir = tmp_path_factory.mktemp("mosquitto-acl")
+    acl = Path(workdir) / "acl"
+    acl.write_text("user alice\ntopic readwrite ok/#\n")
+    with running_mosquitto(
+        workdir, passwords={"alice": "wonderland"}, extra=f"acl_file {acl}"
+    ) as broker:
+        yield broker

@@ -4,9 +4,6 @@ reported with its message, reconnects, and what a cancellation leaves behind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import trio
 import trio.testing
@@ -16,7 +13,7 @@ from tests import wire
 from tests.chaos import persistent
 from tests.integration.test_client import VERSIONS, unique
 from tests.io.scripted import ScriptedBroker
-from tests.mosquitto import Mosquitto, running_mosquitto
+from tests.mosquitto import Mosquitto
 from tests.proxy import open_proxy
 from trio_mqtt import (
     PipelineError,
@@ -71,18 +68,6 @@ async def test_qos0_in_a_pipeline_goes_out_as_publish_does(
                 b"zero",
                 b"one",
             ]
-
-
-@pytest.fixture(scope="module")
-def mosquitto_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """alice may publish to ``ok/#`` only; MQTT 5 gets PUBACK 0x87 for anything else."""
-    workdir = tmp_path_factory.mktemp("mosquitto-acl")
-    acl = Path(workdir) / "acl"
-    acl.write_text("user alice\ntopic readwrite ok/#\n")
-    with running_mosquitto(
-        workdir, passwords={"alice": "wonderland"}, extra=f"acl_file {acl}"
-    ) as broker:
-        yield broker
 
 
 async def test_every_failure_is_reported_with_its_message(

@@ -11,6 +11,7 @@ import pytest
 
 import trio_mqtt
 import trio_mqtt.lowlevel
+import trio_mqtt.otel
 import trio_mqtt.testing
 
 REFERENCE = Path(__file__).parents[2] / "docs" / "reference"
@@ -29,7 +30,7 @@ def documented() -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    [trio_mqtt, trio_mqtt.testing, trio_mqtt.lowlevel],
+    [trio_mqtt, trio_mqtt.otel, trio_mqtt.testing, trio_mqtt.lowlevel],
     ids=lambda m: m.__name__,
 )
 def test_every_public_name_has_its_reference_entry(module: object) -> None:

@@ -65,7 +65,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "sans-IO core",
         [
-            "_sansio._fast", "_sansio._wire", "_sansio._properties", "_sansio._packets",
+            "_sansio._fast", "_sansio._wire", "_sansio._traffic", "_sansio._properties", "_sansio._packets",
             "_sansio._events", "_sansio._session", "_sansio._fields", "_sansio._encode",
             "_sansio._publish_decoder", "_sansio._decode", "_sansio._codec",
             "_sansio._limits", "_sansio._outgoing", "_sansio._keepalive", "_sansio._inbound",
@@ -75,7 +75,12 @@ LAYERS: list[tuple[str, list[str]]] = [
             "_sansio",
         ],
     ),
-    ("values and policy", ["_config", "_tls", "_auth", "_message", "_status", "_options"]),
+    (
+        "values and policy",
+        [
+            "_config", "_tls", "_auth", "_message", "_status", "_statistics", "_options",
+        ],
+    ),
     (
         "Trio I/O (one connection)",
         [
@@ -86,13 +91,17 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "the engine (one client, across connections)",
         [
-            "_engine._stores", "_engine._queue_journal", "_engine._inbox", "_engine._router",
+            "_engine._stores", "_engine._queue_journal", "_engine._inbox", "_engine._metrics",
+            "_engine._router",
             "_engine._outbox", "_engine._subscribing", "_engine._responses", "_engine._supervisor",
-            "_engine._core", "_engine",
+            "_engine._core", "_engine._snapshot", "_engine",
         ],
     ),
-    ("public objects", ["_subscription", "_pipeline", "_service", "_client", "_open"]),
-    ("namespaces", ["lowlevel", "abc", "__init__"]),
+    (
+        "public objects",
+        ["_subscription", "_pipeline", "_service", "_client", "_hooks", "_open"],
+    ),
+    ("namespaces", ["lowlevel", "abc", "__init__", "otel"]),
     ("the command line", ["_cli", "__main__"]),
     (
         "the test double (trio_mqtt.testing)",

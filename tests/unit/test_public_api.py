@@ -23,7 +23,8 @@ EXPECTED = {
     "Disconnected", "Reconnecting", "StateChange", "StateWatcher", "NotConnectedError",
     "SessionStore", "SavedSession", "MemorySessionStore", "SQLiteSessionStore", "TLSConfig",
     "Authenticator", "ScramAuthenticator", "AuthenticationError", "Pipeline", "PipelineError",
-    "PublishFailure", "ServerInfo", "Request", "Requests",
+    "PublishFailure", "ServerInfo", "Request", "Requests", "ClientHooks", "ClientStatistics",
+    "CountsByQoS", "LatencyHistogram",
 }  # fmt: skip
 
 

@@ -20,10 +20,18 @@ import trio
 from .._config import Endpoint
 from .._exceptions import MQTTError
 from .._io._link import Link
+from .._message import message_from_publish
 from .._sansio._events import Acknowledged, Event
 from .._sansio._packets import ConnAck, Publish
 from .._sansio._poison import Poison
-from .._status import ClientState, StateBroadcast, StateChange
+from .._status import (
+    ClientState,
+    Connected,
+    Disconnected,
+    StateBroadcast,
+    StateChange,
+)
+from ._metrics import HookCaller
 from ._outbox import Outbox
 from ._router import Router
 from ._subscribing import Subscribing
@@ -39,6 +47,7 @@ class ClientCore:
         "_ready_event",
         "accepted",
         "acknowledged",
+        "hooks",
         "link",
         "message_nowait",
         "outbox",
@@ -48,12 +57,21 @@ class ClientCore:
     )  # fmt: skip
 
     def __init__(
-        self, outbox: Outbox, *, subscription_identifiers: bool = True
+        self,
+        outbox: Outbox,
+        *,
+        subscription_identifiers: bool = True,
+        hooks: HookCaller | None = None,
     ) -> None:
         self.outbox = outbox
         self.router = Router()
-        # LinkListener's two per-message functions: the router's and the outbox's own
+        #: the application's hooks, if it gave any (see _metrics)
+        self.hooks = outbox.hooks = hooks
+        # LinkListener's two per-message functions: the router's and the outbox's own (with
+        # a hook on messages, the router's behind one that tells it)
         self.message_nowait: Callable[[Publish], bool] = self.router.route_nowait
+        if hooks is not None and hooks.message_received is not None:
+            self.message_nowait = self._route_nowait_and_tell
         self.acknowledged: Callable[[Acknowledged], None] = outbox.acknowledged
         self.subscribing = Subscribing(
             self.router, outbox, self.ready_event, identifiers=subscription_identifiers
@@ -121,6 +139,25 @@ class ClientCore:
         """A message that has to wait for room (the link handles the rest itself)."""
         if isinstance(event, Publish):
             await self.router.route(event)
+            if self.hooks is not None:
+                self._tell_received(event)
+
+    def _route_nowait_and_tell(self, publish: Publish) -> bool:
+        """:meth:`Router.route_nowait`, then the message hook (once routed)."""
+        if not self.router.route_nowait(publish):
+            return False  # deliver() routes it, and tells
+        self._tell_received(publish)
+        return True
+
+    def _tell_received(self, publish: Publish) -> None:
+        hooks = self.hooks
+        assert hooks is not None
+        hook = hooks.message_received
+        if hook is not None:
+            try:  # HookCaller.call, inline: this one runs per message
+                hook(message_from_publish(publish))
+            except Exception:
+                hooks.failed(hook)
 
     def link_ending(self) -> None:
         """The link takes no new work (it fails, or flushes a DISCONNECT after a protocol
@@ -158,3 +195,14 @@ class ClientCore:
 
     def state_changed(self, state: ClientState, change: StateChange | None) -> None:
         self.status.change(state, change)
+        hooks = self.hooks
+        if hooks is None or change is None:
+            return
+        if isinstance(change, Connected):
+            hook = hooks.connected
+        elif isinstance(change, Disconnected):
+            hook = hooks.disconnected
+        else:
+            hook = hooks.reconnecting
+        if hook is not None:
+            hooks.call(hook, change)

@@ -19,8 +19,10 @@ before they are queued, and leave the journal when they are handed to a connecti
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from time import monotonic
 
 import attrs
 import trio
@@ -38,6 +40,8 @@ from .._message import PublishResult
 from .._sansio._events import Acknowledged, PublishAcknowledged, PublishExpired
 from .._sansio._packets import Publish
 from .._sansio._properties import Properties
+from .._statistics import LATENCY_BOUNDS
+from ._metrics import AckLatency, HookCaller
 from ._queue_journal import QueueJournal, stored_form
 
 # QoS 0 publishes wait for the network only beyond this many unsent bytes (backpressure);
@@ -52,7 +56,7 @@ class Request:
 
     __slots__ = (
         "deadline", "error", "event", "journal_key", "on_done", "payload", "properties",
-        "qos", "restored", "result", "retain", "topic",
+        "qos", "restored", "result", "retain", "sent_at", "topic",
     )  # fmt: skip
 
     def __init__(
@@ -77,6 +81,9 @@ class Request:
         self.event = Flag()  # one waiter: the caller
         self.result: Acknowledged | None = None
         self.error: BaseException | None = None
+        #: when a QoS 1/2 publish was handed to a connection (time.monotonic(): a real
+        #: latency, and a quarter of trio.current_time()'s cost)
+        self.sent_at: float | None = None
         #: told when the outcome is known (a pipeline's bookkeeping), besides the caller
         self.on_done: Callable[[Request], None] | None = None
 
@@ -126,7 +133,7 @@ class Outbox:
 
     __slots__ = (
         "_journal", "_offline_bytes", "_offline_limit", "_offline_timeout", "_queue",
-        "_queued_bytes", "_waiters", "fast", "link",
+        "_queued_bytes", "_waiters", "fast", "hooks", "latency", "link",
     )  # fmt: skip
 
     def __init__(
@@ -147,11 +154,24 @@ class Outbox:
         # an empty deque is 760 bytes, per idle client)
         self._queue: deque[Request] = _NO_QUEUE
         self._waiters: dict[int, Request] = {}
+        #: the acknowledgement latencies (made at the first acknowledgement)
+        self.latency: AckLatency | None = None
+        self.hooks: HookCaller | None = None  # the application's, if it gave any
         #: The link new work goes to: set while the client is connected and restored.
         self.link: Link | None = None
         #: The link a QoS 0 publish may go straight to: ``link``, while nothing is queued.
         self.fast: Link | None = None
         self._restore(restored)
+
+    @property
+    def queued_messages(self) -> int:
+        """Publishes waiting for a connection (or for the broker's Receive Maximum)."""
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Their payload bytes."""
+        return self._queued_bytes
 
     def _refresh(self) -> None:
         self.fast = None if self._queue else self.link
@@ -298,6 +318,7 @@ class Outbox:
         if packet_id is None:
             request.finish()
         else:
+            request.sent_at = monotonic()
             self._waiters[packet_id] = request
 
     def pump(self) -> None:
@@ -360,9 +381,30 @@ class Outbox:
         """The broker acknowledged one of ours: resolve its waiter, and go on with the queue."""
         request = self._waiters.pop(event.packet_id, None)
         if request is not None:
+            sent_at = request.sent_at
+            if sent_at is not None and type(event) is PublishAcknowledged:
+                # the latency histogram (AckLatency.record, inline: once per publish)
+                latency = monotonic() - sent_at
+                histogram = self.latency
+                if histogram is None:
+                    histogram = self.latency = AckLatency()
+                histogram.counts[bisect_left(LATENCY_BOUNDS, latency)] += 1
+                histogram.sum += latency
+                if self.hooks is not None:
+                    self._tell_acknowledged(self.hooks, request, event, latency)
             request.finish(event)
         if self._queue and isinstance(event, PublishAcknowledged | PublishExpired):
             self.pump()
+
+    @staticmethod
+    def _tell_acknowledged(
+        hooks: HookCaller, request: Request, ack: PublishAcknowledged, latency: float
+    ) -> None:
+        if hooks.publish_acknowledged is not None:
+            hooks.call(
+                hooks.publish_acknowledged,
+                request.topic, request.qos, ack.reason_code, latency,
+            )  # fmt: skip
 
     def link_down(self, poison: Mapping[int, BaseException]) -> None:
         """The connection is gone: SUBSCRIBE/UNSUBSCRIBE waiters learn it (their callers ask

@@ -43,7 +43,9 @@ from .._sansio._codec import MAX_PACKET_SIZE
 from .._sansio._packets import ConnAck, Connect, Disconnect
 from .._sansio._poison import Poison, Strikes, poison_error
 from .._sansio._session import SessionState
+from .._sansio._traffic import Traffic
 from .._status import ClientState, Connected, Disconnected, Reconnecting, StateChange
+from ._metrics import cause_label
 
 log = logging.getLogger("trio_mqtt")
 
@@ -116,14 +118,19 @@ class Supervisor:
         "_redirects",
         "_task_status",
         "connect",
+        "connections",
         "endpoint",
+        "failed_attempts",
+        "last_loss",
         "link",
         "listener",
+        "losses",
         "reconnects",
         "session",
         "settings",
         "started",
         "strikes",
+        "traffic",
     )
 
     def __init__(
@@ -142,7 +149,13 @@ class Supervisor:
         self.link: Link | None = None
         self.connect = settings.connect
         self.endpoint = settings.endpoints[0]
+        self.traffic = Traffic()  # counted by each link's machine
+        self.connections = 0
         self.reconnects = 0
+        self.failed_attempts = 0
+        #: connections lost, by cause (:func:`cause_label`); made at the first loss
+        self.losses: dict[str, int] | None = None
+        self.last_loss: MQTTError | None = None
         self.started = False  # the first connection is up and restored
         self.strikes = Strikes()  # poison requests: see _sansio._poison
         self._index = 0
@@ -169,6 +182,7 @@ class Supervisor:
                 topic_aliases=settings.topic_aliases,
                 before_send=self._before_send,
                 authenticator=settings.authenticator,
+                traffic=self.traffic,
             )
             try:
                 connack = await link.handshake(self.connect)
@@ -267,6 +281,7 @@ class Supervisor:
                 except MQTTError as exc:
                     if self._closing:
                         return  # the application is leaving: a failed attempt is moot
+                    self.failed_attempts += 1
                     if self._fall_back(exc):
                         continue  # the same endpoint at once, in MQTT 3.1.1
                     error = exc
@@ -282,6 +297,7 @@ class Supervisor:
                 self.settings.fallback = None  # the first CONNACK settles the version
                 connected_at = trio.current_time()
                 self._after_connack(connack)
+                self.connections += 1
                 if self.started:
                     self.reconnects += 1
                 log.info(
@@ -298,6 +314,7 @@ class Supervisor:
                     # connection gone, so leaving the block does not raise for it.
                     log.debug("connection lost while closing: %s", error)
                     return
+                self._count_loss(error)
                 self.listener.state_changed(
                     ClientState.RECONNECTING, Disconnected(cause=error)
                 )
@@ -324,6 +341,13 @@ class Supervisor:
         finally:
             # the client is done for good: its waiters fail, its subscriptions end
             self.listener.finish(failure)
+
+    def _count_loss(self, error: MQTTError) -> None:
+        if self.losses is None:
+            self.losses = {}
+        label = cause_label(error)
+        self.losses[label] = self.losses.get(label, 0) + 1
+        self.last_loss = error
 
     def _fall_back(self, error: MQTTError) -> bool:
         """``protocol="auto"``: the broker refused MQTT 5 (0x84): from now on, MQTT 3.1.1."""

@@ -50,6 +50,7 @@ from .._sansio._packets import (
 from .._sansio._poison import Suspect, ended_by_broker
 from .._sansio._properties import EMPTY_PROPERTIES, Properties
 from .._sansio._session import SessionState
+from .._sansio._traffic import Traffic
 from ._contract import LinkListener, as_mqtt_error, lost
 from ._handshake import AuthExchange, handshake
 from ._sender import Sender
@@ -100,6 +101,7 @@ class Link:
         topic_aliases: bool = False,
         before_send: Callable[[], None] | None = None,
         authenticator: Authenticator | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
         # Over a plain socket (POSIX) the tasks that queue packets send them themselves when
         # the writer is idle (see flush()), and the reader reads the socket directly.
@@ -117,6 +119,7 @@ class Link:
             max_packet_size=max_packet_size,
             topic_alias_maximum=topic_alias_maximum,
             topic_aliases=topic_aliases,
+            traffic=traffic,
         )
         self._sender = Sender(self._stream, owner=self, before_send=before_send)
         self._early: list[Event] = []
@@ -368,6 +371,9 @@ class Link:
 
     def more_outbound(self) -> bool:
         return self._conn.has_data_to_send
+
+    def outbound_written(self) -> None:
+        self._conn.data_written()
 
     def next_deadline(self) -> float | None:
         return self._conn.next_deadline()

@@ -58,6 +58,9 @@ class SenderOwner(Protocol):
     def reader_keeps_alive(self) -> bool:
         """Whether the reader keeps the connection alive (then an idle writer may end)."""
 
+    def outbound_written(self) -> None:
+        """Everything taken so far is with the stream (the machine's QoS 0 accounting)."""
+
 
 class Sender:
     """Sends what the machine queued (``owner.take_outbound()`` drains it) over ``stream``."""
@@ -241,6 +244,8 @@ class Sender:
         await self._lot.park()
 
     def _sent_up_to(self, ticket: int) -> None:
+        """Everything taken is with the stream (no write in progress, nothing pending)."""
+        self._owner.outbound_written()
         self._sent = ticket
         if self._lot:
             self._lot.unpark_all()

@@ -62,6 +62,7 @@ from ._poison import Suspect
 from ._properties import EMPTY_PROPERTIES, Properties
 from ._requests import Requests
 from ._session import SessionState
+from ._traffic import Traffic
 from ._wire import Buffer
 
 _Handler = Callable[["MQTTConnection", Packet, float], Sequence[Event]]
@@ -78,6 +79,8 @@ class MQTTConnection:
         topic_alias_maximum: how many inbound topic aliases the server may use (sent in CONNECT).
         topic_aliases: set topic aliases on our PUBLISH packets, within the server's Topic
             Alias Maximum (:mod:`._aliases`).
+        traffic: the counters this connection adds to (:class:`Traffic`), shared by the
+            connections of one client; a new one if not given.
     """
 
     __slots__ = (
@@ -87,6 +90,7 @@ class MQTTConnection:
         "_keepalive",
         "_out",
         "_outbound",
+        "_qos0_unwritten",
         "_reader",
         "_requests",
         "_topic_aliases",
@@ -95,6 +99,7 @@ class MQTTConnection:
         "server",
         "session",
         "state",
+        "traffic",
         "version",
     )
 
@@ -107,8 +112,12 @@ class MQTTConnection:
         max_packet_size: int = MAX_PACKET_SIZE,
         topic_alias_maximum: int = 0,
         topic_aliases: bool = False,
+        traffic: Traffic | None = None,
     ) -> None:
         self.version = version
+        self.traffic = traffic if traffic is not None else Traffic()
+        # QoS 0 PUBLISHes in what data_to_send() returned and data_written() did not confirm
+        self._qos0_unwritten = 0
         self._topic_aliases = topic_aliases  # set aliases on our PUBLISH (see _aliases)
         self.session = session if session is not None else SessionState()
         self.state = ConnectionState.IDLE
@@ -120,7 +129,7 @@ class MQTTConnection:
         self._keepalive = KeepAlive()
         self._inbound = InboundFlows(
             self.session, self._out, v5=self._v5, receive_maximum=receive_maximum,
-            topic_alias_maximum=topic_alias_maximum,
+            topic_alias_maximum=topic_alias_maximum, traffic=self.traffic,
         )  # fmt: skip
         self._outbound = OutboundFlows(self.session, self._out, v5=self._v5)
         self._clean_start = True  # what CONNECT asked for
@@ -202,9 +211,18 @@ class MQTTConnection:
         self._require_connected()
         if qos or retain or self._outbound.aliases is not None:
             # the server's limits only concern these; aliases are the outbound flows' too
-            return self._outbound.publish(
+            packet_id = self._outbound.publish(
                 topic, payload, qos, retain, properties, self.server, expires_at
             )
+            traffic = self.traffic
+            if qos == 1:
+                traffic.sent_qos1 += 1
+            elif qos == 2:
+                traffic.sent_qos2 += 1
+            else:
+                traffic.sent_qos0 += 1
+                self._out.qos0 += 1
+            return packet_id
         # QoS 0, not retained: the hot path of publishing, inline
         data = encode_publish(
             topic, payload, 0, False, False, None, properties, self._v5
@@ -213,6 +231,8 @@ class MQTTConnection:
         out.check_size(data)
         out.chunks.append(data)
         out.size += len(data)
+        out.qos0 += 1
+        self.traffic.sent_qos0 += 1
         return None
 
     def acknowledge(self, packet_id: int) -> None:
@@ -301,9 +321,15 @@ class MQTTConnection:
         """The network connection is gone (or closed): the machine is CLOSED, and the
         SUBSCRIBE/UNSUBSCRIBE requests in flight on it died with it; their packet ids are free
         again (such requests are never resent: the client asks again on the next connection).
-        Idempotent."""
+        Idempotent. QoS 0 messages still queued are lost (at most once), and counted
+        (:attr:`Traffic.qos0_dropped`)."""
         self.state = ConnectionState.CLOSED
         self._requests.lost()
+        out = self._out
+        lost = out.qos0 + self._qos0_unwritten
+        if lost:
+            self.traffic.qos0_dropped += lost
+            out.qos0 = self._qos0_unwritten = 0
 
     @property
     def has_data_to_send(self) -> bool:
@@ -317,13 +343,21 @@ class MQTTConnection:
 
     def data_to_send(self, *, now: float) -> bytes:
         """Drain the outbound buffer; ``now`` is when the I/O layer sends it (keep alive)."""
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = self._out.take()
+        self._qos0_unwritten += out.qos0
+        data = out.take()
+        self.traffic.bytes_sent += len(data)
         self._keepalive.last_sent = now
         if self._outbound.resending and self.state is _CONNECTED:
             self._outbound.resend()  # the next chunk of the session's resends
         return data
+
+    def data_written(self) -> None:
+        """The I/O layer has handed everything :meth:`data_to_send` returned to the network
+        (the operating system): from here a lost connection drops only what is queued since."""
+        self._qos0_unwritten = 0
 
     def end_overrun(self) -> RemoteProtocolError:
         """The server overran our Receive Maximum (``receive_maximum_exceeded``): queue
@@ -372,12 +406,16 @@ class MQTTConnection:
                 is already queued (MQTT 5), and the connection is closed.
         """
         self._keepalive.last_received = now
+        traffic = self.traffic
+        traffic.bytes_received += len(data)
+        publishes = 0  # counted here, added once (QoS 1/2 again where their flows are)
         try:
             packets = self._reader.feed(data)
             events: list[Event] = []
             for packet in packets:
                 if type(packet) is Publish and self.state is _CONNECTED:
                     # the hot one, without the table's tuple key and a list per packet
+                    publishes += 1
                     event = self._inbound.on_publish(packet)
                     if event is not None:
                         events.append(event)
@@ -397,6 +435,8 @@ class MQTTConnection:
                 self._send(Disconnect(reason_code=exc.reason_code))
             self.state = ConnectionState.CLOSED
             raise
+        finally:
+            traffic.publishes_received += publishes
 
     def _on_connack(self, packet: ConnAck, now: float) -> list[Event]:
         if packet.reason_code.is_failure:

@@ -16,6 +16,7 @@ from .._exceptions import RemoteProtocolError
 from ._outgoing import Outgoing
 from ._packets import PubAck, PubComp, Publish, PubRec
 from ._session import CONFIRM_EVERY, SessionState, fingerprint
+from ._traffic import Traffic
 
 
 class _Unacked:
@@ -36,6 +37,7 @@ class InboundFlows:
         "_aliases",
         "_out",
         "_session",
+        "_traffic",
         "_unacked",
         "_v5",
         "receive_maximum",
@@ -51,7 +53,9 @@ class InboundFlows:
         v5: bool,
         receive_maximum: int,
         topic_alias_maximum: int,
+        traffic: Traffic | None = None,
     ) -> None:
+        self._traffic = traffic if traffic is not None else Traffic()
         self._session = session
         self._out = out
         self._v5 = v5
@@ -78,6 +82,10 @@ class InboundFlows:
         qos = packet.qos
         if qos == 0:
             return packet
+        if qos == 1:
+            self._traffic.received_qos1 += 1
+        else:
+            self._traffic.received_qos2 += 1
         packet_id = packet.packet_id
         assert packet_id is not None
         unacked = self._unacked

@@ -15,13 +15,15 @@ from ._wire import MAX_PACKET_SIZE
 class Outgoing:
     """Encoded packets waiting for the I/O layer, in the order they were queued."""
 
-    __slots__ = ("chunks", "max_size", "size", "version")
+    __slots__ = ("chunks", "max_size", "qos0", "size", "version")
 
     def __init__(self, version: ProtocolVersion) -> None:
         self.version = version
         #: the encoded packets (a hot path may append to it directly, and add to ``size``)
         self.chunks: list[bytes] = []
         self.size = 0  # bytes queued
+        #: QoS 0 PUBLISH packets among ``chunks`` (lost, if the connection is; counted then)
+        self.qos0 = 0
         #: the server's Maximum Packet Size (its CONNACK): nothing larger is queued
         self.max_size = MAX_PACKET_SIZE
 
@@ -81,4 +83,5 @@ class Outgoing:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self.size = 0
+        self.qos0 = 0
         return data
