@@ -17,8 +17,11 @@ import functools
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import trio
+
+import trio_mqtt
 
 
 class Proxy:
@@ -176,3 +179,16 @@ async def open_proxy(upstream_port: int) -> AsyncIterator[Proxy]:
         if len(group.exceptions) != 1:
             raise
         raise group.exceptions[0] from None
+
+
+@asynccontextmanager
+async def client_behind_proxy(
+    upstream_port: int, **options: Any
+) -> AsyncIterator[tuple[Proxy, trio_mqtt.MQTTClient]]:
+    """A proxy to 127.0.0.1:``upstream_port`` and a client connected through it
+    (``open_client(proxy.url, **options)``)."""
+    async with (
+        open_proxy(upstream_port) as proxy,
+        trio_mqtt.open_client(proxy.url, **options) as client,
+    ):
+        yield proxy, client

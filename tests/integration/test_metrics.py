@@ -19,7 +19,7 @@ from tests.ejabberd import PASSWORD, USERNAME, Ejabberd
 from tests.integration.test_client import VERSIONS, unique
 from tests.integration.test_resilience import FAST, next_change
 from tests.mosquitto import Mosquitto
-from tests.proxy import Proxy, open_proxy
+from tests.proxy import Proxy, client_behind_proxy, open_proxy
 from trio_mqtt import (
     ClientHooks,
     ClientState,
@@ -105,10 +105,10 @@ async def test_statistics_follow_a_cut_the_offline_queue_and_the_reconnect(
     topic = unique("offline")
     with trio.fail_after(15):
         async with (
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, protocol=version, reconnect=FAST
-            ) as client,
+            client_behind_proxy(mosquitto.port, protocol=version, reconnect=FAST) as (
+                proxy,
+                client,
+            ),
             trio.open_nursery() as nursery,
         ):
             with client.watch_state() as changes:
@@ -196,12 +196,9 @@ async def test_qos0_messages_queued_at_a_cut_are_counted_as_dropped(
             await client.publish(topic, payload)
 
     with trio.fail_after(15):
-        async with (
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, protocol=version, reconnect=FAST
-            ) as client,
-        ):
+        async with client_behind_proxy(
+            mosquitto.port, protocol=version, reconnect=FAST
+        ) as (proxy, client):
             seen = tap_bytes(proxy)
             with client.watch_state() as changes:
                 await anext(changes)  # Connected
@@ -267,10 +264,9 @@ async def test_hooks_hear_every_event_in_order(
     hooks = Recorder()
     with trio.fail_after(10):
         async with (
-            open_proxy(mosquitto.port) as proxy,
-            trio_mqtt.open_client(
-                proxy.url, protocol=version, reconnect=FAST, hooks=hooks
-            ) as client,
+            client_behind_proxy(
+                mosquitto.port, protocol=version, reconnect=FAST, hooks=hooks
+            ) as (proxy, client),
             client.subscribe(topic, qos=2) as messages,
         ):
             await client.publish(topic, b"one", qos=1)

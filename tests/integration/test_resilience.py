@@ -15,7 +15,7 @@ import trio_mqtt
 from tests.chaos import persistent
 from tests.integration.test_client import VERSIONS, unique
 from tests.mosquitto import Mosquitto, free_port
-from tests.proxy import Proxy, open_proxy
+from tests.proxy import Proxy, client_behind_proxy, open_proxy
 from trio_mqtt import (
     ClientState,
     Connected,
@@ -99,12 +99,9 @@ async def keepalive_1s_behind_proxy(
     mosquitto: Mosquitto, version: ProtocolVersion
 ) -> AsyncIterator[tuple[Proxy, trio_mqtt.MQTTClient]]:
     """A client with a one-second keep alive, reconnecting fast, behind a fault proxy."""
-    async with (
-        open_proxy(mosquitto.port) as proxy,
-        trio_mqtt.open_client(
-            proxy.url, protocol=version, keepalive=1, reconnect=FAST
-        ) as client,
-    ):
+    async with client_behind_proxy(
+        mosquitto.port, protocol=version, keepalive=1, reconnect=FAST
+    ) as (proxy, client):
         yield proxy, client
 
 
