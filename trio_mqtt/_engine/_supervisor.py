@@ -13,6 +13,7 @@ queued while offline. Waiters live in the client, keyed by packet id, so they ou
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -400,22 +401,10 @@ class Supervisor:
             endpoint=self.endpoint,
         )  # fmt: skip
 
-        async def up() -> None:  # runs in this task once the link's tasks are running
-            await self.listener.link_up(link, connack)
-            self.listener.state_changed(
-                ClientState.CONNECTED,
-                Connected(
-                    endpoint=self.endpoint, session_present=connack.session_present
-                ),
-            )
-            if not self.started:
-                self.started = True
-                task_status, self._task_status = self._task_status, None
-                if task_status is not None:
-                    task_status.started()
-
         try:
-            await link.run(started=up)
+            # (a partial made in the call, not a closure held by this frame: once _up has
+            # run, nothing of it stays for the life of the connection)
+            await link.run(started=functools.partial(self._up, link, connack))
         except MQTTError as exc:
             failure = exc
         error = failure or link.failure
@@ -424,6 +413,20 @@ class Supervisor:
         if error is None and not self._closing:
             error = ConnectionLostError("the connection ended")
         return error
+
+    async def _up(self, link: Link, connack: ConnAck) -> None:
+        """Runs once the link's tasks are running: restore, then report connected (and, the
+        first time, started)."""
+        await self.listener.link_up(link, connack)
+        self.listener.state_changed(
+            ClientState.CONNECTED,
+            Connected(endpoint=self.endpoint, session_present=connack.session_present),
+        )
+        if not self.started:
+            self.started = True
+            task_status, self._task_status = self._task_status, None
+            if task_status is not None:
+                task_status.started()
 
     def _poison(self, link: Link, error: MQTTError | None) -> list[Poison]:
         """Count the link's end against its suspects; give up on the poison ones (a publish

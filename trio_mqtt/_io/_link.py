@@ -183,6 +183,8 @@ class Link:
                 self._sender.start_writer()
             if started is not None:
                 nursery.start_soon(self._guard, started)
+                # its task holds it while it runs; this frame need not, after
+                del started
             try:  # _guard(self._reader), inline: one coroutine frame fewer per connection
                 await self._reader()
             except _LINK_ERRORS as exc:
