@@ -47,11 +47,12 @@ class Connected:
 @final
 @attrs.frozen(kw_only=True)
 class Disconnected:
-    """The connection ended.
+    """The connection was lost (the client reconnects, if its policy says so).
 
     Attributes:
-        cause: why (a :class:`ConnectionLostError`, :class:`RemoteProtocolError`, ...), or
-            ``None`` when the application closed the client.
+        cause: why (a :class:`ConnectionLostError`, :class:`RemoteProtocolError`, ...).
+            Typed optional, but never ``None`` today: closing the client reports no
+            ``Disconnected``; the watchers' iteration ends instead.
     """
 
     cause: MQTTError | None
