@@ -321,7 +321,8 @@ class MQTTConnection:
         """The network connection is gone (or closed): the machine is CLOSED, and the
         SUBSCRIBE/UNSUBSCRIBE requests in flight on it died with it; their packet ids are free
         again (such requests are never resent: the client asks again on the next connection).
-        Idempotent. QoS 0 messages still queued are lost (at most once), and counted
+        Idempotent. QoS 0 messages still queued, or in data the I/O layer took and did not
+        confirm written (:meth:`data_written`), are lost (at most once), and counted
         (:attr:`Traffic.qos0_dropped`)."""
         self.state = ConnectionState.CLOSED
         self._requests.lost()
