@@ -2,10 +2,10 @@
 
 Counting is split by owner: each protocol machine adds to the client's
 :class:`~trio_mqtt._sansio._traffic.Traffic`, the outbox times acknowledgements
-(:class:`AckLatency`), the supervisor counts connections and their losses. :func:`statistics`
-(in :mod:`._snapshot`) only reads them, with C-level copies of the containers, so an exporter's thread may take a
-snapshot while the client runs (some fields may be a few events apart: counters, not a
-transaction).
+(:class:`AckLatency`), the supervisor counts connections and their losses.
+``_snapshot.statistics`` only reads them, with C-level copies of the containers, so an
+exporter's thread may take a snapshot while the client runs (some fields may be a few events
+apart: counters, not a transaction).
 
 :class:`HookCaller` holds the application's ``ClientHooks`` methods it overrode (``None``
 for the rest: a hook nobody wrote costs one ``is None`` test where its event happens) and calls
