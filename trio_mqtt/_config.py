@@ -149,6 +149,12 @@ class ReconnectPolicy:
             as a failed attempt: the delays keep growing, and none is shorter than
             ``initial_delay`` (a broker that accepts and then drops every connection is not
             hammered).
+        poison_after: a request the broker answers by closing the connection, on 3
+            connections in a row, fails to its caller (a *poison request*, docs/errors.md)
+            only once that has gone on for this many seconds: a clustered broker electing
+            leaders closes connections for a while, and must not fail good publishes. A
+            request the broker's reply names (a PUBACK to a QoS 2 PUBLISH) fails after 2
+            connections, at once.
     """
 
     initial_delay: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
@@ -158,6 +164,7 @@ class ReconnectPolicy:
     give_up_after: float | None = None
     retry_first_connect: bool = False
     stable_after: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    poison_after: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
 
     def delay(
         self, attempt: int, random: Callable[[], float], *, floor: bool = False

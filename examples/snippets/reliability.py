@@ -27,6 +27,7 @@ async def reconnect_policy(url: str) -> None:
         give_up_after=None,       # ... or after being down this many seconds
         retry_first_connect=False,  # True: wait for a broker that is not up yet
         stable_after=5.0,         # a connection lost sooner than this counts as a failed attempt
+        poison_after=30.0,        # a request the broker keeps closing on fails after this long
     )
     async with trio_mqtt.open_client(url, reconnect=policy) as client: ...
     # [/policy]

@@ -22,6 +22,7 @@ import trio_mqtt
 from tests import wire
 from tests.io.scripted import ScriptedBroker
 from trio_mqtt import ProtocolVersion, PublishError, ReasonCode, SubscribeError
+from trio_mqtt._sansio._poison import STRIKES
 from trio_mqtt.lowlevel import (
     Connect,
     Disconnect,
@@ -35,7 +36,8 @@ from trio_mqtt.lowlevel import (
 
 V5, V311 = ProtocolVersion.V5, ProtocolVersion.V311
 both_versions = pytest.mark.parametrize("version", [V5, V311], ids=["v5", "v3.1.1"])
-POLICY = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=1)
+# poison_after=0: these tests count connections; the time window has tests of its own
+POLICY = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=1, poison_after=0)
 
 
 @attrs.define
@@ -46,6 +48,8 @@ class Behaviour:
     qos2_as_puback: bool = False
     #: close the connection on a SUBSCRIBE to one of these filters
     closes_on: frozenset[str] = frozenset()
+    #: close the connection on a QoS 1 PUBLISH (a clustered broker electing leaders)
+    closes_on_publish: bool = False
     #: what to do right after CONNACK: "" (nothing), "close", "shutdown" (DISCONNECT 0x8B, server shutting down),
     #: "blackhole" (read and answer nothing)
     after_connack: str = ""
@@ -111,6 +115,8 @@ class Brokers:
                 if behaviour.after_connack == "blackhole":
                     continue
                 if isinstance(packet, Publish) and packet.qos == 1:
+                    if behaviour.closes_on_publish:
+                        return
                     await broker.send(wire.puback(packet.packet_id))
                 elif isinstance(packet, Publish) and packet.qos == 2:
                     if behaviour.qos2_as_puback:
@@ -140,12 +146,15 @@ class Brokers:
 
 @asynccontextmanager
 async def client_and_brokers(
-    version: ProtocolVersion, behaviour: Behaviour, **options: object
+    version: ProtocolVersion,
+    behaviour: Behaviour,
+    reconnect: trio_mqtt.ReconnectPolicy = POLICY,
+    **options: object,
 ) -> AsyncIterator[tuple[trio_mqtt.MQTTClient, Brokers]]:
     async with trio.open_nursery() as nursery:
         brokers = Brokers(version, behaviour, nursery)
         async with trio_mqtt.open_client(
-            transport_factory=brokers.factory, protocol=version, reconnect=POLICY,
+            transport_factory=brokers.factory, protocol=version, reconnect=reconnect,
             **options,  # type: ignore[arg-type]
         ) as client:  # fmt: skip
             yield client, brokers
@@ -279,3 +288,46 @@ async def test_what_a_request_cannot_cause_never_fails_it(
                 behaviour.after_connack = ""
                 await done.wait()
         assert len(brokers.seen) >= 6
+
+
+# The default window: a plain close must go on for poison_after seconds before it fails a request.
+WINDOWED = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=1)
+
+
+@both_versions
+async def test_a_publish_the_broker_closes_on_for_a_while_is_kept(
+    autojump_clock: trio.testing.MockClock, version: ProtocolVersion
+) -> None:
+    """A clustered broker electing leaders closes each connection on the resent publish for a
+    few seconds (nats-server in a rolling restart): more than STRIKES connections in a row, but
+    shorter than ``poison_after``. The publish is not failed; it is acknowledged once the
+    broker recovers."""
+    behaviour = Behaviour(closes_on_publish=True)
+    async with client_and_brokers(version, behaviour, WINDOWED) as (client, brokers):
+        async with trio.open_nursery() as nursery:
+            start = trio.current_time()
+            nursery.start_soon(functools.partial(client.publish, "t", b"m", qos=1))
+            await brokers.wait_for(lambda: len(brokers.sent(Publish)) == STRIKES + 2)
+            assert trio.current_time() - start < WINDOWED.poison_after
+            behaviour.closes_on_publish = False
+        # the nursery ended: publish() returned (a PublishError would have come out here)
+        assert len(brokers.sent(Publish)) == STRIKES + 3
+
+
+@both_versions
+async def test_a_publish_the_broker_always_closes_on_fails_after_poison_after(
+    autojump_clock: trio.testing.MockClock, version: ProtocolVersion
+) -> None:
+    """A broker that closes the connection on the publish for good: it fails with PublishError
+    once STRIKES connections in a row, spanning ``poison_after`` seconds, ended on it."""
+    behaviour = Behaviour(closes_on_publish=True)
+    async with client_and_brokers(version, behaviour, WINDOWED) as (client, brokers):
+        start = trio.current_time()
+        with trio.fail_after(120), pytest.raises(PublishError) as caught:
+            await client.publish("t", b"m", qos=1)
+        assert trio.current_time() - start >= WINDOWED.poison_after
+        assert len(brokers.sent(Publish)) > STRIKES
+        assert "each time this PUBLISH was sent" in str(caught.value)
+        behaviour.closes_on_publish = False
+        with trio.fail_after(30):
+            await client.publish("t", b"after", qos=1)  # the client goes on

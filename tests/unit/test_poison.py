@@ -77,6 +77,40 @@ def test_strikes_need_consecutive_connections() -> None:
     assert strikes.ended([renewed]) == [renewed]
 
 
+def test_unnamed_strikes_must_span_the_window_named_ones_need_not() -> None:
+    """A plain close fails a request only when STRIKES of them in a row span ``window``
+    seconds (a cluster electing leaders closes for a while); a named one at once."""
+    strikes = Strikes()
+    plain = Suspect("PUBLISH", 5)
+    assert strikes.ended([plain], now=100.0, window=30.0) == []
+    assert strikes.ended([plain], now=101.0, window=30.0) == []
+    assert strikes.ended([plain], now=102.0, window=30.0) == []  # 3 in 2 s: not yet
+    assert strikes.ended([plain], now=129.9, window=30.0) == []
+    assert strikes.ended([plain], now=130.0, window=30.0) == [
+        plain
+    ]  # 30 s after the first
+    named = Suspect("PUBLISH", 6, named=True)
+    assert strikes.ended([named], now=200.0, window=30.0) == []
+    assert strikes.ended([named], now=200.5, window=30.0) == [named]
+    strikes.ended([plain], now=300.0, window=30.0)
+    strikes.clear()  # a connection that ended otherwise: the window starts over too
+    assert strikes.ended([plain], now=400.0, window=30.0) == []
+    assert strikes.ended([plain], now=401.0, window=30.0) == []
+    assert strikes.ended([plain], now=402.0, window=30.0) == []
+
+
+def test_one_poison_per_end_and_the_other_suspects_start_over() -> None:
+    """The session's resent PUBLISH and the SUBSCRIBE renewed after it are suspects of the
+    same ends; the first is poison, and the SUBSCRIBE is not failed with it."""
+    strikes = Strikes()
+    publish, subscribe = Suspect("PUBLISH", 2), Suspect("SUBSCRIBE", 9, ("t/#",))
+    assert strikes.ended([publish, subscribe], now=0.0, window=1.0) == []
+    assert strikes.ended([publish, subscribe], now=0.5, window=1.0) == []
+    assert strikes.ended([publish, subscribe], now=1.0, window=1.0) == [publish]
+    assert strikes.counts == {}
+    assert strikes.ended([subscribe], now=1.5, window=1.0) == []  # counted from 1 again
+
+
 @pytest.mark.parametrize(
     ("error", "timed_out", "counts"),
     [

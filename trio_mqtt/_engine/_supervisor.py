@@ -436,7 +436,11 @@ class Supervisor:
             self.strikes.clear()
             return []
         poison = []
-        for suspect in self.strikes.ended(suspects):
+        policy = self.settings.reconnect
+        window = policy.poison_after if policy is not None else 0.0
+        for suspect in self.strikes.ended(
+            suspects, now=trio.current_time(), window=window
+        ):
             log.warning(
                 "giving up on %s (packet id %d): the broker ended the connection each time "
                 "it was sent",

@@ -11,8 +11,16 @@ connection's end): the request the broker's offending packet named, when it name
 to a QoS 2 PUBLISH), else the oldest unanswered publish flow sent on the connection and the oldest
 SUBSCRIBE/UNSUBSCRIBE in flight (the broker reads in order: what it choked on is the oldest thing
 it has not answered). :class:`Strikes` counts, per request, the consecutive such connections it
-was a suspect of; at :data:`NAMED_STRIKES` named, or :data:`STRIKES` in all, the request is poison:
-the client fails it to its caller and goes on without it.
+was a suspect of; at :data:`NAMED_STRIKES` named, or :data:`STRIKES` in all over at least the
+policy's ``poison_after`` seconds, the request is poison: the client fails it to its caller and
+goes on without it.
+
+Why the time for unnamed strikes: a plain close is weak evidence. A clustered broker that is
+electing leaders (nats-server, for up to 12 s here) accepts CONNECT and then closes each
+connection as soon as it tries to store what arrives: a perfectly good publish is then the
+oldest unanswered request of several connections in a row, and counting alone failed it in a
+rolling restart. A broker that can never take the request goes on closing for as long as it is
+sent; one that is recovering stops.
 
 What counts as the broker ending the connection (:func:`ended_by_broker`): a protocol error in what
 it sent, the connection closed or reset under us, or a DISCONNECT whose reason code is about a
@@ -104,23 +112,32 @@ def ended_by_broker(error: MQTTError, *, timed_out: bool) -> bool:
 class Strikes:
     """Per request, the consecutive connections the broker ended with it among the suspects."""
 
-    #: key -> (connections ended while it was a suspect, of which the broker's packet named it)
-    counts: dict[Hashable, tuple[int, int]] = attrs.field(factory=dict)
+    #: key -> (connections ended while it was a suspect, of which the broker's packet named it,
+    #: when the first of them ended)
+    counts: dict[Hashable, tuple[int, int, float]] = attrs.field(factory=dict)
 
-    def ended(self, suspects: Sequence[Suspect]) -> list[Suspect]:
-        """A connection the broker ended, with these suspects: returns the poison ones (which
-        are forgotten; a request that is not a suspect this time starts over)."""
-        counts: dict[Hashable, tuple[int, int]] = {}
-        poison = []
+    def ended(
+        self, suspects: Sequence[Suspect], *, now: float = 0.0, window: float = 0.0
+    ) -> list[Suspect]:
+        """A connection the broker ended at ``now``, with these suspects (oldest first):
+        returns the poison one, if any (a request that is not a suspect this time starts over).
+        Unnamed strikes make a request poison only once they span ``window`` seconds (see
+        the module docstring); named ones at once.
+
+        At most one is poison per end, the first in ``suspects``: it explains the end, so the
+        others start over. (A SUBSCRIBE renewed after the session's resent PUBLISH is in
+        flight when the broker closes on that PUBLISH; it gathers strikes as fast, and must
+        not be failed with it.)"""
+        counts: dict[Hashable, tuple[int, int, float]] = {}
         for suspect in suspects:
-            total, named = self.counts.get(suspect.key, (0, 0))
+            total, named, since = self.counts.get(suspect.key, (0, 0, now))
             total, named = total + 1, named + suspect.named
-            if named >= NAMED_STRIKES or total >= STRIKES:
-                poison.append(suspect)
-            else:
-                counts[suspect.key] = (total, named)
+            if named >= NAMED_STRIKES or (total >= STRIKES and now - since >= window):
+                self.counts = {}
+                return [suspect]
+            counts[suspect.key] = (total, named, since)
         self.counts = counts
-        return poison
+        return []
 
     def clear(self) -> None:
         """A connection ended otherwise (or lasted): every count starts over."""
