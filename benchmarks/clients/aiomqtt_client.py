@@ -11,8 +11,8 @@ from benchmarks.clients.common import (
     PAYLOAD,
     Args,
     cpu,
+    mode_function,
     now,
-    parse,
     percentiles,
     raise_fd_limit,
     ready,
@@ -92,6 +92,5 @@ async def idle(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    arguments = parse()
-    modes = {"publish": publish, "sub": sub, "roundtrip": roundtrip, "idle": idle}
-    asyncio.run(modes[arguments.mode](arguments))
+    function, arguments = mode_function(globals())
+    asyncio.run(function(arguments))

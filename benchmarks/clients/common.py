@@ -17,6 +17,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -46,6 +47,20 @@ def parse() -> Args:
         qos=int(argv[4]) if len(argv) > 4 else 0,
         inflight=int(argv[5]) if len(argv) > 5 else 100,
     )
+
+
+MODES = ("publish", "sub", "roundtrip", "idle", "storm")
+
+
+def mode_function(namespace: Mapping[str, Any]) -> tuple[Any, Args]:
+    """The command line's mode as the function of that name in a client module's
+    ``namespace`` (its ``globals()``), and the parsed arguments to call it with."""
+    args = parse()
+    if args.mode not in MODES or args.mode not in namespace:
+        raise SystemExit(
+            f"unknown mode {args.mode!r} for this client: {', '.join(MODES)}"
+        )
+    return namespace[args.mode], args
 
 
 def ready() -> None:

@@ -15,8 +15,8 @@ from benchmarks.clients.common import (
     PAYLOAD,
     Args,
     cpu,
+    mode_function,
     now,
-    parse,
     peak_rss,
     percentiles,
     raise_fd_limit,
@@ -161,12 +161,5 @@ async def storm(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    arguments = parse()
-    modes = {
-        "publish": publish,
-        "sub": sub,
-        "roundtrip": roundtrip,
-        "idle": idle,
-        "storm": storm,
-    }
-    asyncio.run(modes[arguments.mode](arguments))
+    function, arguments = mode_function(globals())
+    asyncio.run(function(arguments))

@@ -11,8 +11,8 @@ from benchmarks.clients.common import (
     PAYLOAD,
     Args,
     cpu,
+    mode_function,
     now,
-    parse,
     peak_rss,
     percentiles,
     raise_fd_limit,
@@ -154,12 +154,5 @@ def storm(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    arguments = parse()
-    modes = {
-        "publish": publish,
-        "sub": sub,
-        "roundtrip": roundtrip,
-        "idle": idle,
-        "storm": storm,
-    }
-    modes[arguments.mode](arguments)
+    function, arguments = mode_function(globals())
+    function(arguments)

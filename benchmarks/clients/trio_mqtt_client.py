@@ -13,8 +13,8 @@ from benchmarks.clients.common import (
     PAYLOAD,
     Args,
     cpu,
+    mode_function,
     now,
-    parse,
     peak_rss,
     percentiles,
     raise_fd_limit,
@@ -149,17 +149,8 @@ async def storm(args: Args) -> None:
 
 
 def main() -> None:
-    args = parse()
-    trio.run(
-        {
-            "publish": publish,
-            "sub": sub,
-            "roundtrip": roundtrip,
-            "idle": idle,
-            "storm": storm,
-        }[args.mode],
-        args,
-    )
+    function, args = mode_function(globals())
+    trio.run(function, args)
 
 
 if __name__ == "__main__":
