@@ -29,6 +29,7 @@ SDK collects, so it costs nothing between collections.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -93,9 +94,8 @@ class OpenTelemetryHooks(ClientHooks):
         self._record_latency = record_latency
         self._attributes: dict[tuple[int, str | None, str | None], _Attributes] = {}
         self._clients: dict[MQTTClient, _Attributes] = {}
-        self._lock = (
-            threading.Lock()
-        )  # the snapshot, shared by the collector's callbacks
+        # the snapshot, shared by the collector's callbacks (never taken by the hooks)
+        self._lock = threading.Lock()
         self._snapshot: list[tuple[ClientStatistics, _Attributes]] = []
         self._taken = -math.inf  # when _snapshot was taken (time.monotonic)
         self._generation = 0  # changes when a client comes or goes
@@ -134,39 +134,15 @@ class OpenTelemetryHooks(ClientHooks):
                 (s.bytes_received, {"network.io.direction": "receive"}),
             ),
         )  # fmt: skip
-        counter(
-            "mqtt.client.connections", "{connection}", "Connections made.",
-            lambda s: ((s.connections, {}),),
-        )  # fmt: skip
-        counter(
-            "mqtt.client.failed_attempts", "{attempt}", "Connection attempts that failed.",
-            lambda s: ((s.failed_attempts, {}),),
-        )  # fmt: skip
+        for make, name, unit, description, field in _ONE_VALUE:
+            read: _Read = functools.partial(_one_value, field)
+            (counter if make == "counter" else gauge)(name, unit, description, read)
         counter(
             "mqtt.client.connection_losses", "{connection}",
             "Established connections lost, by cause.",
             lambda s: (
                 (n, {"error.type": cause}) for cause, n in s.connection_losses.items()
             ),
-        )  # fmt: skip
-        counter(
-            "mqtt.client.qos0_dropped", "{message}",
-            "QoS 0 messages still queued when their connection was lost.",
-            lambda s: ((s.qos0_dropped, {}),),
-        )  # fmt: skip
-        gauge(
-            "mqtt.client.publishes_in_flight", "{message}",
-            "QoS 1/2 publishes sent and not yet acknowledged.",
-            lambda s: ((s.publishes_in_flight, {}),),
-        )  # fmt: skip
-        gauge(
-            "mqtt.client.offline_queue.messages", "{message}",
-            "Publishes waiting for a connection or for the broker's Receive Maximum.",
-            lambda s: ((s.offline_queue_messages, {}),),
-        )  # fmt: skip
-        gauge(
-            "mqtt.client.offline_queue.size", "By", "Payload bytes in the offline queue.",
-            lambda s: ((s.offline_queue_bytes, {}),),
         )  # fmt: skip
         gauge(
             "mqtt.client.subscription.buffered", "{message}",
@@ -252,6 +228,31 @@ class OpenTelemetryHooks(ClientHooks):
             ]
 
         return observe
+
+
+#: The instruments that report one field of ClientStatistics as they are: (counter or gauge,
+#: name, unit, description, field).
+_ONE_VALUE: tuple[tuple[str, str, str, str, str], ...] = (
+    ("counter", "mqtt.client.connections", "{connection}", "Connections made.",
+     "connections"),
+    ("counter", "mqtt.client.failed_attempts", "{attempt}",
+     "Connection attempts that failed.", "failed_attempts"),
+    ("counter", "mqtt.client.qos0_dropped", "{message}",
+     "QoS 0 messages lost with a connection while still in the client (an estimate).",
+     "qos0_dropped"),
+    ("gauge", "mqtt.client.publishes_in_flight", "{message}",
+     "QoS 1/2 publishes sent and not yet acknowledged.", "publishes_in_flight"),
+    ("gauge", "mqtt.client.offline_queue.messages", "{message}",
+     "Publishes waiting for a connection or for the broker's Receive Maximum.",
+     "offline_queue_messages"),
+    ("gauge", "mqtt.client.offline_queue.size", "By", "Payload bytes in the offline queue.",
+     "offline_queue_bytes"),
+)  # fmt: skip
+
+
+def _one_value(field: str, stats: ClientStatistics) -> list[tuple[int, _Attributes]]:
+    value: int = getattr(stats, field)
+    return [(value, {})]
 
 
 def _by_qos(counts: CountsByQoS, operation: str) -> list[tuple[int, _Attributes]]:

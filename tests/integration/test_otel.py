@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import trio_mqtt
 from tests.integration.test_client import unique
 from tests.mosquitto import Mosquitto
+from tests.proxy import client_behind_proxy
 from trio_mqtt import PublishError, ReasonCode
 from trio_mqtt.otel import OpenTelemetryHooks
 
@@ -100,6 +101,20 @@ async def test_two_clients_are_reported_under_the_messaging_conventions(
                     )
                     == 0
                 )  # fmt: skip
+                assert set(found) == {
+                    "messaging.client.sent.messages",
+                    "messaging.client.consumed.messages",
+                    "messaging.client.operation.duration",
+                    "mqtt.client.io",
+                    "mqtt.client.connections",
+                    "mqtt.client.failed_attempts",
+                    "mqtt.client.qos0_dropped",
+                    "mqtt.client.publishes_in_flight",
+                    "mqtt.client.offline_queue.messages",
+                    "mqtt.client.offline_queue.size",
+                    "mqtt.client.subscription.buffered",
+                    # mqtt.client.connection_losses has no point before a loss (below)
+                }
                 [duration] = found["messaging.client.operation.duration"]
                 assert duration.count == 3
                 assert duration.sum > 0
@@ -156,3 +171,27 @@ async def test_the_latency_histogram_can_be_left_off(
     assert found.get("messaging.client.operation.duration", []) == []
     sent = "messaging.client.sent.messages"
     assert value(found, sent, client.client_id, mqtt_qos=1) == 2
+
+
+async def test_a_lost_connection_is_reported_by_its_cause(
+    mosquitto: Mosquitto, reader: InMemoryMetricReader, provider: MeterProvider
+) -> None:
+    hooks = OpenTelemetryHooks(provider)
+    policy = trio_mqtt.ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
+    with trio.fail_after(10):
+        async with client_behind_proxy(
+            mosquitto.port, reconnect=policy, hooks=hooks
+        ) as (proxy, client):
+            with client.watch_state() as changes:
+                await anext(changes)  # Connected
+                proxy.cut()
+                async for change in changes:
+                    if isinstance(change, trio_mqtt.Connected):
+                        break
+            found = points(reader)
+            losses = "mqtt.client.connection_losses"
+            assert (
+                value(found, losses, client.client_id, error_type="ConnectionLostError")
+                == 1
+            )
+            assert value(found, "mqtt.client.connections", client.client_id) == 2
