@@ -329,7 +329,7 @@ class _ClientBlock:
             manager = self._manager = trio.open_nursery()
             nursery = self._nursery = await manager.__aenter__()
             try:
-                await nursery.start(supervisor.run)
+                await nursery.start(supervisor.run, nursery)
             except BaseException as exc:
                 self._manager = self._nursery = None
                 await manager.__aexit__(type(exc), exc, exc.__traceback__)

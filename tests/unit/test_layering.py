@@ -85,7 +85,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "Trio I/O (one connection)",
         [
             "_io._wakeups", "_io._ws", "_io._transports", "_io._stream", "_io._contract",
-            "_io._trace", "_io._sender", "_io._handshake", "_io._link", "_io",
+            "_io._trace", "_io._tasks", "_io._sender", "_io._handshake", "_io._link", "_io",
         ],
     ),
     (

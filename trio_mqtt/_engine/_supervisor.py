@@ -234,10 +234,14 @@ class Supervisor:
     # -- the loop --------------------------------------------------------------------------------
 
     async def run(
-        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        nursery: trio.Nursery,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Connect, report started, and keep a link running until closed or given up; then
-        tell the listener it is finished (:meth:`SupervisorListener.finish`).
+        tell the listener it is finished (:meth:`SupervisorListener.finish`). Each link's
+        helper tasks run in ``nursery``, the one this runs in (see :mod:`.._io._tasks`).
 
         Raises:
             ConnectError, ConnectRefusedError: the first connection failed (no retry asked).
@@ -307,7 +311,7 @@ class Supervisor:
                     f"; resending {len(self.session.outbound)} unacknowledged"
                     if self.session.outbound else "",
                 )  # fmt: skip
-                error = await self._run_link(link, connack)
+                error = await self._run_link(nursery, link, connack)
                 if error is None:
                     return  # closed by the application
                 if self._closing:
@@ -390,6 +394,7 @@ class Supervisor:
 
     async def _run_link(
         self,
+        nursery: trio.Nursery,
         link: Link,
         connack: ConnAck,
     ) -> MQTTError | None:
@@ -404,7 +409,7 @@ class Supervisor:
         try:
             # (a partial made in the call, not a closure held by this frame: once _up has
             # run, nothing of it stays for the life of the connection)
-            await link.run(started=functools.partial(self._up, link, connack))
+            await link.run(nursery, started=functools.partial(self._up, link, connack))
         except MQTTError as exc:
             failure = exc
         error = failure or link.failure

@@ -55,6 +55,7 @@ from ._contract import LinkListener, as_mqtt_error, lost
 from ._handshake import AuthExchange, handshake
 from ._sender import Sender
 from ._stream import TRANSPORT_ERRORS, ByteStream, wrap_stream
+from ._tasks import LinkTasks
 from ._trace import traced
 
 log = logging.getLogger("trio_mqtt")
@@ -79,13 +80,14 @@ class Link:
         "_failure",
         "_listener",
         "_reauthenticated",
-        "_scope",
         "_sender",
         "_stopped",
         "_stream",
         "_suspects",
         "_taking_work",
+        "_tasks",
         "_timed_out",
+        "_waiting",
     )
 
     def __init__(
@@ -130,7 +132,8 @@ class Link:
         self._taking_work = True  # until the link fails or flushes a last DISCONNECT
         self._closing = False
         self._closed: trio.Event | None = None  # close() began; set when it is done
-        self._scope: trio.CancelScope | None = None  # the tasks' nursery, while it runs
+        self._tasks: LinkTasks | None = None  # the writer and start-up tasks, once run
+        self._waiting: trio.CancelScope | None = None  # the reader's, see _scope()
         self._stopped = False  # stop() came, maybe before run()
 
     # -- the CONNECT handshake, before the tasks run ------------------------------------------
@@ -165,45 +168,64 @@ class Link:
 
     # -- running --------------------------------------------------------------------------------
 
-    async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def run(
+        self,
+        nursery: trio.Nursery,
+        started: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Run the link until it ends; raise why it ended, if not by :meth:`close`.
 
-        The calling task becomes the reader; ``started`` runs in a task of its own, which ends
-        with it. Over a plain socket the writer runs only while there is something for it to
-        send (and a while after), and the reader keeps the connection alive: an idle
-        connection is one task. Over other streams the writer runs throughout and keeps the
-        connection alive (their reads are not cut short by a deadline)."""
-        async with trio.open_nursery() as nursery:
-            self._sender.attach(nursery, self._guard)
-            self._scope = nursery.cancel_scope
-            if self._stopped:
-                nursery.cancel_scope.cancel()
-            if not self._stream.reads_cut_short or self._conn.has_data_to_send:
-                # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
-                self._sender.start_writer()
-            if started is not None:
-                nursery.start_soon(self._guard, started)
-                # its task holds it while it runs; this frame need not, after
-                del started
-            try:  # _guard(self._reader), inline: one coroutine frame fewer per connection
-                await self._reader()
-            except _LINK_ERRORS as exc:
-                self._fail(as_mqtt_error(exc))
-            finally:
-                self._sender.attach(None)  # the link is ending: no new writer
+        The calling task becomes the reader; the writer and ``started`` run as tasks in
+        ``nursery`` (the client's: see :mod:`._tasks`), and have ended when this returns. Over
+        a plain socket the writer runs only while there is something for it to send (and a
+        while after), and the reader keeps the connection alive: an idle connection is one
+        task. Over other streams the writer runs throughout and keeps the connection alive
+        (their reads are not cut short by a deadline)."""
+        tasks = self._tasks = LinkTasks(nursery, self._guard)
+        self._sender.attach(tasks)
+        try:
+            if not self._stopped:
+                if not self._stream.reads_cut_short or self._conn.has_data_to_send:
+                    # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
+                    self._sender.start_writer()
+                if started is not None:
+                    tasks.start(started)
+                    # its task holds it while it runs; this frame need not, after
+                    del started
+                try:  # _guard(self._reader), inline: one coroutine frame fewer per link
+                    await self._reader()
+                except _LINK_ERRORS as exc:
+                    self._fail(as_mqtt_error(exc))
+        finally:
+            self._sender.attach(None)  # the link is ending: no new writer
+            tasks.cancel()
+            await tasks.wait()
         if self._failure is not None and not self._closing:
             raise self._failure
 
     def _stop(self) -> None:
         """Stop the reader and writer; a write in progress finishes (see :meth:`_abort`)."""
         self._stopped = True
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._waiting is not None:
+            self._waiting.cancel()
+        if self._tasks is not None:
+            self._tasks.cancel()
 
     def _abort(self) -> None:
         """Stop everything, a write in progress included."""
         self._stop()
         self._sender.abort()
+
+    def _scope(
+        self, deadline: float = math.inf, *, shield: bool = False
+    ) -> trio.CancelScope:
+        """The cancel scope of the reader's next wait, which :meth:`_stop` cancels. The
+        reader has no scope of its own for its whole run: while it is idle, its keep-alive
+        scope is the only one (memory per connection: see :mod:`._tasks`)."""
+        scope = self._waiting = trio.CancelScope(deadline=deadline, shield=shield)
+        if self._stopped:
+            scope.cancel()
+        return scope
 
     async def _guard(self, task: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -252,51 +274,60 @@ class Link:
         events, self._early = self._early, []  # what came with CONNACK
         index = 0
         while True:
-            # The events that have to wait (a full subscription buffer: backpressure), one by
-            # one, outside the keep-alive scope below: a delivery is never cut short. When the
-            # reader keeps the connection alive, the writer does meanwhile.
-            if index < len(events):
-                self._delivering = True
-                if cut_short:
-                    self._sender.start_writer()
-                try:
-                    while index < len(events):
-                        await self._dispatch(events[index])
-                        index = self._deliver_nowait(events, index + 1)
-                finally:
-                    self._delivering = False
-            if conn.receive_maximum_exceeded:
-                await self._end(conn.end_overrun())
-            # When reads can be cut short (a plain socket), the reader keeps the connection
-            # alive: its reads end at the connection's next deadline. One scope for many reads
-            # (the deadline only moves later as packets go out; an early wake-up costs nothing).
-            deadline = conn.next_deadline() if cut_short else None
-            with trio.CancelScope(
-                deadline=math.inf if deadline is None else deadline
-            ) as keepalive:
+            # One cancel scope, until a keep-alive deadline passes: it is the one :meth:`_stop`
+            # cancels, and its deadline is the keep-alive's while the reader reads (memory per
+            # idle connection: one scope, see :mod:`._tasks`; and none made per delivery).
+            with self._scope() as scope:
                 while True:
-                    await wait()
-                    data = read()
-                    if data is None:
-                        continue  # woken, but nothing there (yet)
-                    self._sender.read_happened()
-                    if not data:
-                        raise lost("the broker closed the connection")
-                    try:
-                        events = conn.receive_data(data, now=trio.current_time())
-                    except RemoteProtocolError as exc:
-                        await self._end(exc)
-                    if conn.has_data_to_send:
-                        self._sender.flush()
-                    # the fast path: acknowledgements, and messages delivered without waiting;
-                    # the rest is left to the loop above
-                    index = deliver_nowait(events, 0)
-                    if index < len(events) or conn.receive_maximum_exceeded:
-                        break
-            if keepalive.cancelled_caught:
-                self.keepalive()
-                if conn.has_data_to_send:
-                    self._sender.flush()
+                    # The events that have to wait (a full subscription buffer: backpressure),
+                    # one by one, with no deadline: a delivery is never cut short. When the
+                    # reader keeps the connection alive, the writer does meanwhile.
+                    if index < len(events):
+                        scope.deadline = math.inf
+                        if scope.cancel_called:
+                            break  # the deadline passed first: keep alive, then deliver
+                        self._delivering = True
+                        if cut_short:
+                            self._sender.start_writer()
+                        try:
+                            while index < len(events):
+                                await self._dispatch(events[index])
+                                index = deliver_nowait(events, index + 1)
+                        finally:
+                            self._delivering = False
+                    if conn.receive_maximum_exceeded:
+                        await self._end(conn.end_overrun())
+                    # When reads can be cut short (a plain socket), the reader keeps the
+                    # connection alive: its reads end at the connection's next deadline (which
+                    # only moves later as packets go out; an early wake-up costs nothing).
+                    if cut_short:
+                        deadline = conn.next_deadline()
+                        scope.deadline = math.inf if deadline is None else deadline
+                    while True:
+                        await wait()
+                        data = read()
+                        if data is None:
+                            continue  # woken, but nothing there (yet)
+                        self._sender.read_happened()
+                        if not data:
+                            raise lost("the broker closed the connection")
+                        try:
+                            events = conn.receive_data(data, now=trio.current_time())
+                        except RemoteProtocolError as exc:
+                            await self._end(exc)
+                        if conn.has_data_to_send:
+                            self._sender.flush()
+                        # the fast path: acknowledgements, and messages delivered without
+                        # waiting; the rest is left to the loop above
+                        index = deliver_nowait(events, 0)
+                        if index < len(events) or conn.receive_maximum_exceeded:
+                            break
+            if self._stopped:
+                return
+            # the keep-alive deadline passed
+            self.keepalive()
+            if conn.has_data_to_send:
+                self._sender.flush()
 
     def _deliver_nowait(self, events: list[Event], start: int) -> int:
         """Hand ``events[start:]`` to the listener while that needs no waiting (messages that
@@ -320,7 +351,8 @@ class Link:
         second), then raise."""
         self._ending()  # no new work while the DISCONNECT is flushed
         self._sender.flush()
-        with trio.move_on_after(1):
+        # shielded from the keep-alive deadline of the scope around it; _stop() cancels it
+        with self._scope(trio.current_time() + 1, shield=True):
             await self.drain()
         raise error
 

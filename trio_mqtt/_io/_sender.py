@@ -8,7 +8,7 @@ Bytes leave in three ways, always in the order they were queued:
   (or writer sends), so a burst from tasks that do not yield is still one write. What the
   socket does not take is kept (``pending``) for the writer, and goes before anything queued
   later.
-* The writer task (:meth:`start_writer` starts it in the link's nursery) sends everything
+* The writer task (:meth:`start_writer` starts it among the link's tasks) sends everything
   queued in one ``send_all`` (:meth:`send_queued`), shielded so that an outside cancellation
   never leaves half a packet on the stream; only :meth:`abort` cuts it short. When the reader
   keeps the connection alive, an idle writer ends after :data:`WRITER_LINGER` (an idle
@@ -22,12 +22,13 @@ Tickets: :meth:`drain` waits until everything queued before it is with the strea
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
 from ._stream import TRANSPORT_ERRORS, ByteStream
+from ._tasks import LinkTasks
 from ._wakeups import Wakeup
 
 # How many times tasks may send directly between two reads (or writer sends): enough for a
@@ -36,7 +37,6 @@ from ._wakeups import Wakeup
 DIRECT_SENDS = 2
 # How long a writer with nothing to send waits for more before it ends (plain sockets).
 WRITER_LINGER = 1.0
-Guard = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
 class SenderOwner(Protocol):
@@ -66,8 +66,8 @@ class Sender:
     """Sends what the machine queued (``owner.take_outbound()`` drains it) over ``stream``."""
 
     __slots__ = (
-        "_before_send", "_direct", "_direct_sends", "_guard", "_lot", "_nursery", "_owner",
-        "_queued", "_send_scope", "_sent", "_stream", "_wake", "_when_sent", "_writer_running",
+        "_before_send", "_direct", "_direct_sends", "_lot", "_owner", "_queued", "_send_scope",
+        "_sent", "_stream", "_tasks", "_wake", "_when_sent", "_writer_running",
         "pending", "writing",
     )  # fmt: skip
 
@@ -80,9 +80,8 @@ class Sender:
     ) -> None:
         self._stream = stream
         self._owner = owner
-        # the link's nursery while its tasks run, and how a task of it reports its failure
-        self._nursery: trio.Nursery | None = None
-        self._guard: Guard | None = None
+        # the link's tasks, while they run
+        self._tasks: LinkTasks | None = None
         self._wake = Wakeup()
         self._writer_running = False
         # a durable session's commit, before the wire sees what it covers
@@ -104,19 +103,17 @@ class Sender:
         )
         self._when_sent: Callable[[], None] | None = None
 
-    def attach(self, nursery: trio.Nursery | None, guard: Guard | None = None) -> None:
-        """The link's tasks run in ``nursery`` (the writer is started as ``guard(writer)``),
-        or have ended (``None``)."""
-        self._nursery = nursery
-        self._guard = guard
+    def attach(self, tasks: LinkTasks | None) -> None:
+        """The link's tasks run (the writer is started among them), or have ended
+        (``None``)."""
+        self._tasks = tasks
 
     def start_writer(self) -> None:
         """Wake the writer, starting it if it is not running (and the link is)."""
         self._wake.set()
-        if not self._writer_running and self._nursery is not None:
-            assert self._guard is not None
+        if not self._writer_running and self._tasks is not None:
             self._writer_running = True
-            self._nursery.start_soon(self._guard, self._writer)
+            self._tasks.start(self._writer)
 
     async def _writer(self) -> None:
         wake = self._wake
