@@ -3,6 +3,7 @@ CONNECT packet, and a publish's QoS and properties."""
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Sequence
@@ -16,6 +17,10 @@ from ._sansio._codec import MAX_PACKET_SIZE
 from ._sansio._packets import Connect, Disconnect, Will
 from ._sansio._properties import EMPTY_PROPERTIES, Properties
 from ._topics import validate_topic_name
+
+# CONNECT's properties, shared by the clients that ask for the same (they are frozen): a fleet
+# of clients made alike keeps one, not one each (256 bytes per client).
+_connect_properties = functools.lru_cache(maxsize=16)(Properties)
 
 BrokerSpec = str | Endpoint | Sequence[str | Endpoint]
 DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
@@ -104,12 +109,12 @@ def build_connect(
             will = Will(will.topic, will.payload, will.qos, will.retain)
     properties = EMPTY_PROPERTIES
     if v5:
-        properties = Properties(
+        properties = _connect_properties(
             session_expiry_interval=min(math.ceil(session_expiry), 0xFFFFFFFF) or None,
             receive_maximum=receive_maximum if receive_maximum != 65535 else None,
             maximum_packet_size=max_packet_size,
             topic_alias_maximum=topic_alias_maximum or None,
-            user_properties=tuple(user_properties),
+            user_properties=tuple((name, value) for name, value in user_properties),
             request_response_information=request_response_information or None,
             request_problem_information=None if request_problem_information else False,
         )

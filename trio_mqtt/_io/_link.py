@@ -267,10 +267,10 @@ class Link:
 
     async def _reader(self) -> None:
         conn = self._conn
-        wait = self._stream.wait
-        read = self._stream.read
-        cut_short = self._stream.reads_cut_short
-        deliver_nowait = self._deliver_nowait
+        # (no bound methods kept in locals: this frame lives as long as the connection, and
+        # each would hold 64 bytes of it; a lookup per read costs next to nothing)
+        stream = self._stream
+        cut_short = stream.reads_cut_short
         events, self._early = self._early, []  # what came with CONNACK
         index = 0
         while True:
@@ -292,7 +292,7 @@ class Link:
                         try:
                             while index < len(events):
                                 await self._dispatch(events[index])
-                                index = deliver_nowait(events, index + 1)
+                                index = self._deliver_nowait(events, index + 1)
                         finally:
                             self._delivering = False
                     if conn.receive_maximum_exceeded:
@@ -304,8 +304,8 @@ class Link:
                         deadline = conn.next_deadline()
                         scope.deadline = math.inf if deadline is None else deadline
                     while True:
-                        await wait()
-                        data = read()
+                        await stream.wait()
+                        data = stream.read()
                         if data is None:
                             continue  # woken, but nothing there (yet)
                         self._sender.read_happened()
@@ -319,7 +319,7 @@ class Link:
                             self._sender.flush()
                         # the fast path: acknowledgements, and messages delivered without
                         # waiting; the rest is left to the loop above
-                        index = deliver_nowait(events, 0)
+                        index = self._deliver_nowait(events, 0)
                         if index < len(events) or conn.receive_maximum_exceeded:
                             break
             if self._stopped:

@@ -83,26 +83,33 @@ class Flag:
 class Waiters:
     """A :class:`trio.lowlevel.ParkingLot` that keeps count of its waiters in a plain int, so
     that the hot path can test ``if waiters.count:`` instead of calling into the lot, and wakes
-    nobody it has already woken."""
+    nobody it has already woken. The lot is made when a task first waits: most never see one
+    (the router's, while nothing backs up), and an empty lot holds 240 bytes."""
 
     __slots__ = ("_lot", "count")
 
     def __init__(self) -> None:
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot: trio.lowlevel.ParkingLot | None = None
         self.count = 0  # tasks parked and not yet woken
 
     async def wait(self) -> None:
         """Park until :meth:`wake_one` or :meth:`wake_all` (a cancellation point)."""
+        lot = self._lot
+        if lot is None:
+            lot = self._lot = trio.lowlevel.ParkingLot()
         self.count += 1
         try:
-            await self._lot.park()
+            await lot.park()
         except BaseException:
             self.count -= 1  # cancelled while parked: nobody woke (or counted) us
             raise
 
     def wake_one(self) -> None:
         if self.count:
+            assert self._lot is not None  # a task waits in it
             self.count -= len(self._lot.unpark())
 
     def wake_all(self) -> None:
-        self.count -= len(self._lot.unpark_all())
+        if self.count:
+            assert self._lot is not None
+            self.count -= len(self._lot.unpark_all())

@@ -33,7 +33,8 @@ class PacketIdsExhausted(Exception):
 class PacketIdAllocator:
     """Hands out packet identifiers 1..65535, wrapping, never one still in use ([MQTT-2.2.1-3])."""
 
-    _in_use: set[int] = attrs.field(factory=set)
+    # a dict used as a set: an empty set takes 216 bytes, an empty dict 64 (one per client)
+    _in_use: dict[int, None] = attrs.field(factory=dict)
     _next: int = 1
 
     def allocate(self) -> int:
@@ -43,16 +44,16 @@ class PacketIdAllocator:
         candidate = self._next
         while candidate in in_use:
             candidate = candidate % 65535 + 1
-        in_use.add(candidate)
+        in_use[candidate] = None
         self._next = candidate % 65535 + 1
         return candidate
 
     def reserve(self, packet_id: int) -> None:
         """Mark an id in use that was allocated by an earlier process (a restored session)."""
-        self._in_use.add(packet_id)
+        self._in_use[packet_id] = None
 
     def release(self, packet_id: int) -> None:
-        self._in_use.discard(packet_id)
+        self._in_use.pop(packet_id, None)
 
     def in_use(self, packet_id: int) -> bool:
         return packet_id in self._in_use
