@@ -53,8 +53,12 @@ async def _run(
 
     async def publish(client: trio_mqtt.MQTTClient) -> None:
         if not sent_before_outage:
-            await lost.wait()
-            await trio.lowlevel.checkpoint()
+            # published once the client knows it is offline: queued, not sent on the
+            # connection the broker closed (which the client may not have read yet)
+            with client.watch_state() as changes:
+                async for change in changes:
+                    if isinstance(change, trio_mqtt.Disconnected):
+                        break
         try:
             outcome.append(
                 await client.publish("t", b"x", qos=1, message_expiry_interval=interval)

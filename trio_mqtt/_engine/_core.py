@@ -184,10 +184,20 @@ class ClientCore:
         self.accepted = (endpoint, connack)
         self.subscribing.link_new(link, connack.session_present, persistent)
 
+    def link_up_nowait(self, link: Link, connack: ConnAck) -> bool:
+        """:meth:`link_up` at once, when the restore needs no waiting; False if it does."""
+        if not self.subscribing.restore_nowait(link, connack.session_present):
+            return False
+        self._open(link)
+        return True
+
     async def link_up(self, link: Link, connack: ConnAck) -> None:
         """The link runs: restore the subscriptions a lost session forgot, then open the gate."""
-        if not await self.subscribing.restore(link, connack.session_present):
-            return  # lost again; the supervisor reconnects
+        if await self.subscribing.restore(link, connack.session_present):
+            self._open(link)
+        # else lost again; the supervisor reconnects
+
+    def _open(self, link: Link) -> None:
         if self._closed:
             return  # the application left meanwhile
         self._ready = True

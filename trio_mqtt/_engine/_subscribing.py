@@ -216,23 +216,34 @@ class Subscribing:
             and link.server.subscription_identifier_available
         )
 
-    async def restore(self, link: Link, session_present: bool) -> bool:
-        """The link runs: restore what the broker forgot (or unsubscribe what was left while
-        offline); False if the connection was lost meanwhile."""
-        if session_present:
+    def restore_nowait(self, link: Link, session_present: bool) -> bool:
+        """:meth:`restore`, when it needs no waiting: the broker kept the session (what was
+        left while offline is unsubscribed, without a waiter), or there is nothing to renew.
+        False if there is (nothing done then)."""
+        if not session_present:
+            if any(inbox.subscribed for inbox in self._router.subscriptions):
+                return False
+        else:
             stale = self._stale - self.live_filters()
             if stale:
                 link.unsubscribe(sorted(stale))  # its UNSUBACK needs no waiter
-        else:
-            for inbox in list(self._router.subscriptions):
-                if not inbox.subscribed:
-                    continue  # its own subscribe() is still waiting and will ask
-                try:
-                    if not await self._subscribe_once(link, inbox):
-                        return False  # lost again; the supervisor reconnects
-                except SubscribeError as exc:
-                    self._router.remove(inbox)
-                    inbox.finish(exc)
+        self._stale = NO_FILTERS
+        return True
+
+    async def restore(self, link: Link, session_present: bool) -> bool:
+        """The link runs: restore what the broker forgot (or unsubscribe what was left while
+        offline); False if the connection was lost meanwhile."""
+        if self.restore_nowait(link, session_present):
+            return True
+        for inbox in list(self._router.subscriptions):
+            if not inbox.subscribed:
+                continue  # its own subscribe() is still waiting and will ask
+            try:
+                if not await self._subscribe_once(link, inbox):
+                    return False  # lost again; the supervisor reconnects
+            except SubscribeError as exc:
+                self._router.remove(inbox)
+                inbox.finish(exc)
         self._stale = NO_FILTERS
         return True
 

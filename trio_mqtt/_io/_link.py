@@ -171,12 +171,14 @@ class Link:
     async def run(
         self,
         nursery: trio.Nursery,
-        started: Callable[[], Awaitable[None]] | None = None,
+        started: Callable[[], Callable[[], Awaitable[None]] | None] | None = None,
     ) -> None:
         """Run the link until it ends; raise why it ended, if not by :meth:`close`.
 
-        The calling task becomes the reader; the writer and ``started`` run as tasks in
-        ``nursery`` (the client's: see :mod:`._tasks`), and have ended when this returns. Over
+        The calling task becomes the reader. ``started()`` is called once the writer can run,
+        before the first read; what it returns, if anything, runs as a task. The writer and
+        that task run in ``nursery`` (the client's: see :mod:`._tasks`), and have ended when
+        this returns. Over
         a plain socket the writer runs only while there is something for it to send (and a
         while after), and the reader keeps the connection alive: an idle connection is one
         task. Over other streams the writer runs throughout and keeps the connection alive
@@ -188,11 +190,13 @@ class Link:
                 if not self._stream.reads_cut_short or self._conn.has_data_to_send:
                     # what CONNACK queued (the resent session, [MQTT-4.4.0-1]) goes first
                     self._sender.start_writer()
-                if started is not None:
-                    tasks.start(started)
-                    # its task holds it while it runs; this frame need not, after
-                    del started
                 try:  # _guard(self._reader), inline: one coroutine frame fewer per link
+                    if started is not None:
+                        rest = started()
+                        if rest is not None:
+                            tasks.start(rest)
+                        # (this frame lives as long as the link: it need not hold them)
+                        del started, rest
                     await self._reader()
                 except _LINK_ERRORS as exc:
                     self._fail(as_mqtt_error(exc))
