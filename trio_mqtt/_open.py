@@ -330,13 +330,17 @@ class _ClientBlock:
             nursery = self._nursery = await manager.__aenter__()
             try:
                 # (named: else Trio makes a string per task of the function's name, 93 bytes)
-                await nursery.start(
-                    supervisor.run, nursery, name="trio_mqtt supervisor"
-                )
+                nursery.start_soon(supervisor.run, nursery, name="trio_mqtt supervisor")
+                await supervisor.wait_started()
             except BaseException as exc:
                 self._manager = self._nursery = None
                 await manager.__aexit__(type(exc), exc, exc.__traceback__)
                 raise
+            if not supervisor.started:
+                # run() ended without connecting: its error is the nursery's, raised here
+                self._manager = self._nursery = None
+                await manager.__aexit__(None, None, None)
+                raise RuntimeError("the client ended before its first connection")
         except BaseExceptionGroup as group:
             self._close_store()
             _raise_one(group)

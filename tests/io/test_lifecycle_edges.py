@@ -426,3 +426,57 @@ async def test_a_qos2_publish_whose_pubrel_a_lost_session_ends_resolves(
                 result = await client.publish("t", b"x", qos=2)
             nursery.cancel_scope.cancel()
     assert result.reason_code is ReasonCode.SUCCESS
+
+
+@pytest.mark.parametrize("where", ["awaiting CONNACK", "waiting to retry"])
+async def test_cancelled_while_opening_leaves_nothing_behind(
+    autojump_clock: trio.testing.MockClock, where: str
+) -> None:
+    """The first connection is made by the client's own task while ``async with`` waits for
+    it (#19: a plain task and an event, no ``nursery.start()``). A cancellation of the caller
+    meanwhile, at CONNACK or between attempts, is caught by the caller's scope like any other:
+    no ExceptionGroup, and the socket closed."""
+    broker = ScriptedBroker(socket=True)
+    connects = 0
+
+    async def script() -> None:
+        nonlocal connects
+        await broker.expect(Connect)
+        connects += 1
+        if where == "waiting to retry":
+            await broker.send(wire.connack(ReasonCode.SERVER_UNAVAILABLE))
+        await trio.sleep_forever()  # awaiting CONNACK: none comes
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with trio.move_on_after(5) as scope:
+            async with trio_mqtt.open_client(
+                transport_factory=broker.factory, connect_timeout=60,
+                reconnect=trio_mqtt.ReconnectPolicy(
+                    retry_first_connect=True, initial_delay=30
+                ),
+            ):  # fmt: skip
+                pytest.fail("connected")
+        assert scope.cancelled_caught
+        assert connects == 1
+        assert await broker.stream.receive_some() == b""  # the client closed its end
+        nursery.cancel_scope.cancel()
+    await broker.stream.aclose()
+
+
+async def test_a_refused_first_connection_raises_bare() -> None:
+    """What ended the client's own task before it connected reaches the caller bare, from
+    ``async with``: one ConnectRefusedError, not a group, and the block does not run."""
+    broker = ScriptedBroker(socket=True)
+
+    async def script() -> None:
+        await broker.expect(Connect)
+        await broker.send(wire.connack(ReasonCode.NOT_AUTHORIZED))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        with trio.fail_after(5), pytest.raises(trio_mqtt.ConnectRefusedError) as info:
+            async with trio_mqtt.open_client(transport_factory=broker.factory):
+                pytest.fail("the block ran")
+    await broker.stream.aclose()
+    assert info.value.reason_code is ReasonCode.NOT_AUTHORIZED

@@ -1,8 +1,8 @@
 """Supervisor: makes connections, runs one :class:`Link` at a time, and reconnects.
 
-Theory of operation. :meth:`Supervisor.run` is started with ``nursery.start()``: it makes the
-first connection (raising at once if that fails, unless the policy says to wait for the broker),
-reports ``started``, then loops: run the link until it ends; if the application closed the
+Theory of operation. :meth:`Supervisor.run` is started in the client's nursery while the
+opener waits in :meth:`Supervisor.wait_started`: it makes the first connection (raising at once
+if that fails, unless the policy says to wait for the broker), reports started, then loops: run the link until it ends; if the application closed the
 client, stop; otherwise, with a :class:`ReconnectPolicy`, sleep a jittered backoff and connect
 again (rotating through the endpoints, or following a Server Reference), and without one, raise
 why the link ended. The session (``SessionState``) is shared by every connection, so each CONNACK
@@ -122,7 +122,7 @@ class Supervisor:
         "_index",
         "_random",
         "_redirects",
-        "_task_status",
+        "_up_event",
         "connect",
         "connections",
         "endpoint",
@@ -168,7 +168,8 @@ class Supervisor:
         self._redirects = 0
         self._random = rng.random if rng is not None else random.random
         self._closing = False
-        self._task_status: trio.TaskStatus[None] | None = None  # until started
+        # set once started, or once run() ends without (then dropped: memory per client)
+        self._up_event: trio.Event | None = trio.Event()
 
     # -- one attempt -------------------------------------------------------------------------------
 
@@ -238,26 +239,31 @@ class Supervisor:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    async def run(
-        self,
-        nursery: trio.Nursery,
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Connect, report started, and keep a link running until closed or given up; then
-        tell the listener it is finished (:meth:`SupervisorListener.finish`). Each link's
-        helper tasks run in ``nursery``, the one this runs in (see :mod:`.._io._tasks`).
+    async def wait_started(self) -> None:
+        """Wait until the first connection is up and restored (:attr:`started`), or
+        :meth:`run` has ended without (it raised: the error is the nursery's)."""
+        event = self._up_event
+        if event is not None:
+            await event.wait()
+
+    def _release_opener(self) -> None:
+        event, self._up_event = self._up_event, None
+        if event is not None:
+            event.set()
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Connect, report started (see :meth:`wait_started`), and keep a link running until
+        closed or given up; then tell the listener it is finished
+        (:meth:`SupervisorListener.finish`). Each link's helper tasks run in ``nursery``, the
+        one this runs in (see :mod:`.._io._tasks`). Started with ``start_soon``, not
+        ``start()``: its temporary nursery and the move to the real one were a twentieth of
+        connecting (docs/performance.md).
 
         Raises:
             ConnectError, ConnectRefusedError: the first connection failed (no retry asked).
             ConnectionLostError, RemoteProtocolError, ...: the connection ended and the policy
                 does not (or no longer) reconnect.
         """
-        # The status is kept only until started: a frame that held it all along would keep
-        # nursery.start()'s temporary nursery, with its cancel scope and status, alive as long
-        # as the client (1.2 KiB per idle client).
-        self._task_status = task_status
-        del task_status
         failure: MQTTError | None = None
         try:
             policy = self.settings.reconnect
@@ -349,6 +355,7 @@ class Supervisor:
             failure = exc
             raise
         finally:
+            self._release_opener()  # (it finds the error in the nursery)
             # the client is done for good: its waiters fail, its subscriptions end
             self.listener.finish(failure)
 
@@ -446,9 +453,7 @@ class Supervisor:
         )
         if not self.started:
             self.started = True
-            task_status, self._task_status = self._task_status, None
-            if task_status is not None:
-                task_status.started()
+            self._release_opener()
 
     def _poison(self, link: Link, error: MQTTError | None) -> list[Poison]:
         """Count the link's end against its suspects; give up on the poison ones (a publish
