@@ -226,7 +226,7 @@ def open_client(
 
     open_stream = _StreamOpener(transport_factory, tls_config, ssl_context, headers)
     settings = ConnectionSettings(
-        endpoints=endpoints, connect=connect, open_stream=open_stream,
+        endpoints=endpoints, open_stream=open_stream,
         connect_timeout=connect_timeout, receive_maximum=receive_maximum,
         max_packet_size=max_packet_size, reconnect=reconnect, authenticator=authenticator,
         topic_alias_maximum=topic_alias_maximum if protocol is ProtocolVersion.V5 else 0,
@@ -256,6 +256,7 @@ def open_client(
         )
         supervisor = Supervisor(
             settings,
+            connect,
             session,
             core,
             before_send=session_store.flush if session_store is not None else None,

@@ -88,7 +88,6 @@ class ConnectionSettings:
     """What every connection attempt is made from."""
 
     endpoints: Sequence[Endpoint]
-    connect: Connect
     open_stream: StreamOpener
     connect_timeout: float
     receive_maximum: int
@@ -142,6 +141,7 @@ class Supervisor:
     def __init__(
         self,
         settings: ConnectionSettings,
+        connect: Connect,
         session: SessionState,
         listener: SupervisorListener,
         *,
@@ -153,7 +153,9 @@ class Supervisor:
         self.listener = listener
         self._before_send = before_send  # a durable store's flush
         self.link: Link | None = None
-        self.connect = settings.connect
+        # the CONNECT to send: the first one, then the one that resumes its session (this
+        # object is its only owner: the first is let go once replaced)
+        self.connect = connect
         self.endpoint = settings.endpoints[0]
         self.traffic = Traffic()  # counted by each link's machine
         self.connections = 0
@@ -230,12 +232,12 @@ class Supervisor:
         # ask to resume whatever the first one created. A 3.1.1 clean session stays clean:
         # asking to keep it would leave a session on the broker forever.
         v5 = connect.protocol_version is ProtocolVersion.V5
-        self.connect = attrs.evolve(
-            connect,
-            client_id=assigned
-            or connect.client_id,  # resume under the id we were given
-            clean_start=connect.clean_start and not v5,
-        )
+        client_id = assigned or connect.client_id  # resume under the id we were given
+        clean_start = connect.clean_start and not v5
+        if client_id != connect.client_id or clean_start != connect.clean_start:
+            self.connect = attrs.evolve(
+                connect, client_id=client_id, clean_start=clean_start
+            )
 
     # -- the loop --------------------------------------------------------------------------------
 
