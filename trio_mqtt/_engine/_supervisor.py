@@ -2,8 +2,8 @@
 
 Theory of operation. :meth:`Supervisor.run` is started in the client's nursery while the
 opener waits in :meth:`Supervisor.wait_started`: it makes the first connection (raising at once
-if that fails, unless the policy says to wait for the broker), reports started, then loops: run the link until it ends; if the application closed the
-client, stop; otherwise, with a :class:`ReconnectPolicy`, sleep a jittered backoff and connect
+if that fails, unless the policy says to wait for the broker), reports started, then loops: run
+the link until it ends; if the application closed the client, stop; otherwise, with a :class:`ReconnectPolicy`, sleep a jittered backoff and connect
 again (rotating through the endpoints, or following a Server Reference), and without one, raise
 why the link ended. The session (``SessionState``) is shared by every connection, so each CONNACK
 resumes where the last connection stopped: :class:`MQTTConnection` resends the unacknowledged
@@ -258,8 +258,8 @@ class Supervisor:
         closed or given up; then tell the listener it is finished
         (:meth:`SupervisorListener.finish`). Each link's helper tasks run in ``nursery``, the
         one this runs in (see :mod:`.._io._tasks`). Started with ``start_soon``, not
-        ``start()``: its temporary nursery and the move to the real one were a twentieth of
-        connecting (docs/performance.md).
+        ``start()``: its temporary nursery and the move to the real one were 14 % of the
+        instructions of connecting (docs/performance.md).
 
         Raises:
             ConnectError, ConnectRefusedError: the first connection failed (no retry asked).
@@ -437,8 +437,8 @@ class Supervisor:
         """Runs once the link's tasks run, before its reader reads: restore, then report
         connected (and, the first time, started). When the restore waits for the broker
         (subscriptions a lost session forgot), return that part, for a task of the link's:
-        most connections have nothing to wait for, and a task less is a twentieth of what
-        connecting costs (docs/performance.md)."""
+        most connections have nothing to wait for, and a task less is 8 % fewer instructions
+        to connect (docs/performance.md)."""
         if not self.listener.link_up_nowait(link, connack):
             return functools.partial(self._up_later, link, connack)
         self._connected(connack)

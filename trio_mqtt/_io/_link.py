@@ -178,11 +178,10 @@ class Link:
         The calling task becomes the reader. ``started()`` is called once the writer can run,
         before the first read; what it returns, if anything, runs as a task. The writer and
         that task run in ``nursery`` (the client's: see :mod:`._tasks`), and have ended when
-        this returns. Over
-        a plain socket the writer runs only while there is something for it to send (and a
-        while after), and the reader keeps the connection alive: an idle connection is one
-        task. Over other streams the writer runs throughout and keeps the connection alive
-        (their reads are not cut short by a deadline)."""
+        this returns. Over a plain socket the writer runs only while there is something for it
+        to send (and a while after), and the reader keeps the connection alive: an idle
+        connection is one task. Over other streams the writer runs throughout and keeps the
+        connection alive (their reads are not cut short by a deadline)."""
         tasks = self._tasks = LinkTasks(nursery, self._guard)
         self._sender.attach(tasks)
         try:

@@ -35,10 +35,10 @@ class LinkTasks:
     def __init__(self, nursery: trio.Nursery, guard: Guard) -> None:
         self._nursery = nursery
         self._guard = guard
-        self._running = (
-            0  # started and not yet ended (some may not have run a step yet)
-        )
-        self._scopes: list[trio.CancelScope] = []  # those that have
+        # started and not yet ended (some may not have run a step yet), and the scopes of
+        # those that have
+        self._running = 0
+        self._scopes: list[trio.CancelScope] = []
         self._cancelled = False
         self._done: trio.Event | None = None  # a waiter's, set when the last task ends
 
