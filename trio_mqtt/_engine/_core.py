@@ -185,15 +185,16 @@ class ClientCore:
         self.subscribing.link_new(link, connack.session_present, persistent)
 
     def link_up_nowait(self, link: Link, connack: ConnAck) -> bool:
-        """:meth:`link_up` at once, when the restore needs no waiting; False if it does."""
+        """The link runs: restore what the broker forgot and open the gate, when that needs
+        no waiting; False if it does (then :meth:`link_up`)."""
         if not self.subscribing.restore_nowait(link, connack.session_present):
             return False
         self._open(link)
         return True
 
     async def link_up(self, link: Link, connack: ConnAck) -> None:
-        """The link runs: restore the subscriptions a lost session forgot, then open the gate."""
-        if await self.subscribing.restore(link, connack.session_present):
+        """Renew the subscriptions a lost session forgot, then open the gate."""
+        if await self.subscribing.renew(link):
             self._open(link)
         # else lost again; the supervisor reconnects
 

@@ -217,9 +217,9 @@ class Subscribing:
         )
 
     def restore_nowait(self, link: Link, session_present: bool) -> bool:
-        """:meth:`restore`, when it needs no waiting: the broker kept the session (what was
-        left while offline is unsubscribed, without a waiter), or there is nothing to renew.
-        False if there is (nothing done then)."""
+        """The link runs: restore what the broker forgot, when that needs no waiting. The
+        broker kept the session (what was left while offline is unsubscribed, without a
+        waiter), or there is nothing to renew. False if there is: then :meth:`renew`."""
         if not session_present:
             if any(inbox.subscribed for inbox in self._router.subscriptions):
                 return False
@@ -230,11 +230,10 @@ class Subscribing:
         self._stale = NO_FILTERS
         return True
 
-    async def restore(self, link: Link, session_present: bool) -> bool:
-        """The link runs: restore what the broker forgot (or unsubscribe what was left while
-        offline); False if the connection was lost meanwhile."""
-        if self.restore_nowait(link, session_present):
-            return True
+    async def renew(self, link: Link) -> bool:
+        """Subscribe again, one by one, to what a lost session forgot (after
+        :meth:`restore_nowait` said there is some); False if the connection was lost
+        meanwhile."""
         for inbox in list(self._router.subscriptions):
             if not inbox.subscribed:
                 continue  # its own subscribe() is still waiting and will ask

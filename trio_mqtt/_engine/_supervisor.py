@@ -64,12 +64,12 @@ class SupervisorListener(LinkListener, Protocol):
         its tasks are about to run."""
 
     def link_up_nowait(self, link: Link, connack: ConnAck) -> bool:
-        """``link``'s tasks run: do :meth:`link_up` now if it needs no waiting (nothing to
-        restore that waits for the broker); False if it does (then :meth:`link_up` is called,
-        in a task of the link's)."""
+        """``link``'s tasks run: get ready now, if that needs no waiting (nothing to restore
+        that waits for the broker); False if it does (then :meth:`link_up`)."""
 
     async def link_up(self, link: Link, connack: ConnAck) -> None:
-        """``link``'s tasks run (called in a task of the link's)."""
+        """Get ready, waiting for the broker (after :meth:`link_up_nowait` returned False;
+        called in a task of the link's)."""
 
     def link_down(self, error: MQTTError | None, poison: Sequence[Poison]) -> None:
         """The link ended (``error``: why, ``None`` when the application closed it).
