@@ -110,13 +110,15 @@ class Router:
     )
 
     def __init__(self) -> None:
-        self.subscriptions: list[Inbox] = []
+        # (tuples, replaced when they change, and None: an empty list is one more object
+        # for the garbage collector per idle client)
+        self.subscriptions: tuple[Inbox, ...] = ()
         #: MQTT 5 subscription identifier of each topic filter, when the broker supports them.
         self.filter_ids: dict[str, int] = {}
         self.held: dict[int, _Delivery] = {}
         #: Every filter subscribed to in this process: a message matching none is an orphan.
         self.known = NO_FILTERS  # replaced as it grows (rarely)
-        self.orphans: list[tuple[Publish, _Delivery]] = []  # rare: a list, not a deque
+        self.orphans: list[tuple[Publish, _Delivery]] | None = None  # rare: not a deque
         self.link: Link | None = None  # the current connection
         #: QoS 1/2 messages routed on this connection and not yet acknowledged (see Bounds)
         self.unacked = 0
@@ -191,7 +193,9 @@ class Router:
     def remove(self, subscription: Inbox) -> None:
         """Route nothing more to ``subscription`` (if it is routed to)."""
         if subscription in self.subscriptions:
-            self.subscriptions.remove(subscription)
+            self.subscriptions = tuple(
+                s for s in self.subscriptions if s is not subscription
+            )
             self._routes.clear()
             self._eager -= subscription.ack_on_arrival
 
@@ -278,11 +282,12 @@ class Router:
 
     def _hold_orphan(self, publish: Publish, delivery: _Delivery) -> None:
         self.held[delivery.packet_id] = delivery
-        if not self.orphans:
+        if self.orphans is None:
             log.info(
                 "holding queued messages for a subscription not opened yet (first on %r)",
                 publish.topic,
             )
+            self.orphans = []
         self.orphans.append((publish, delivery))
 
     def keep(self, filters: list[str]) -> None:
@@ -299,7 +304,7 @@ class Router:
 
     def add(self, subscription: Inbox) -> None:
         """Route to ``subscription`` from now on; first hand it the orphans it matches."""
-        self.subscriptions.append(subscription)
+        self.subscriptions = (*self.subscriptions, subscription)
         self._eager += subscription.ack_on_arrival
         self._routes.clear()
         self.known = self.known.union(subscription.filters)
@@ -315,7 +320,7 @@ class Router:
                 publish, handle if subscription.manual_ack else None
             )
             subscription.deliver_nowait(message, handle)
-        self.orphans = kept
+        self.orphans = kept or None
 
 
 def _full(targets: tuple[Inbox, ...]) -> Inbox | None:

@@ -124,7 +124,7 @@ class Link:
             traffic=traffic,
         )
         self._sender = Sender(self._stream, owner=self, before_send=before_send)
-        self._early: list[Event] = []
+        self._early: Sequence[Event] = ()
         self._failure: MQTTError | None = None
         self._suspects: list[Suspect] | None = None  # see the suspects property
         self._timed_out = False  # the broker did not answer PINGREQ in time
@@ -274,7 +274,7 @@ class Link:
         # each would hold 64 bytes of it; a lookup per read costs next to nothing)
         stream = self._stream
         cut_short = stream.reads_cut_short
-        events, self._early = self._early, []  # what came with CONNACK
+        events, self._early = self._early, ()  # what came with CONNACK
         index = 0
         while True:
             # One cancel scope, until a keep-alive deadline passes: it is the one :meth:`_stop`
@@ -332,7 +332,7 @@ class Link:
             if conn.has_data_to_send:
                 self._sender.flush()
 
-    def _deliver_nowait(self, events: list[Event], start: int) -> int:
+    def _deliver_nowait(self, events: Sequence[Event], start: int) -> int:
         """Hand ``events[start:]`` to the listener while that needs no waiting (messages that
         fit their subscriptions' buffers, acknowledgements); return the index of the first
         that needs :meth:`_dispatch`, or ``len(events)``. One call per read."""

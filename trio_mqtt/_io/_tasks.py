@@ -38,7 +38,8 @@ class LinkTasks:
         # started and not yet ended (some may not have run a step yet), and the scopes of
         # those that have
         self._running = 0
-        self._scopes: list[trio.CancelScope] = []
+        # (a dict: once empty again, the garbage collector stops tracking it)
+        self._scopes: dict[trio.CancelScope, None] = {}
         self._cancelled = False
         self._done: trio.Event | None = None  # a waiter's, set when the last task ends
 
@@ -52,11 +53,11 @@ class LinkTasks:
             with trio.CancelScope() as scope:
                 if self._cancelled:
                     scope.cancel()
-                self._scopes.append(scope)
+                self._scopes[scope] = None
                 try:
                     await self._guard(task)
                 finally:
-                    self._scopes.remove(scope)
+                    del self._scopes[scope]
         finally:
             self._running -= 1
             if not self._running and self._done is not None:
