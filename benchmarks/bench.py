@@ -58,7 +58,7 @@ class Workload:
     title: str
     count: int
     run: Callable[[str, Mosquitto, int], dict[str, float]]
-    unit: str = "msgs/s"
+    counted: str = "messages"  # what ``count`` counts, in the table's heading
 
 
 def build_c() -> None:
@@ -183,14 +183,15 @@ def receive(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
 
 def roundtrip(qos: int) -> Callable[[str, Mosquitto, int], dict[str, float]]:
     def workload(lib: str, broker: Mosquitto, count: int) -> dict[str, float]:
-        """(5) Round trips through the broker: publish, wait for the message to come back."""
+        """(5) Round trips through the broker: publish, wait for the message to come back
+        (``count`` times, or as many as fit in the client's ``ROUNDTRIP_SECONDS``)."""
         result = run_json(
             command(lib, "roundtrip", broker.port, f"bench/rt{qos}", count, qos)
         )
         return {
             "p50 µs": result["p50"] * 1e6,
             "p99 µs": result["p99"] * 1e6,
-            "round trips per CPU-s": count / max(result["cpu"], 1e-9),
+            "round trips per CPU-s": result["count"] / max(result["cpu"], 1e-9),
         }
 
     return workload
@@ -239,10 +240,10 @@ WORKLOADS = [
     Workload("receive", "(4) receive: a C publisher sends QoS 0 messages", 200_000, receive),
     Workload("rt0", "(5a) round trip through the broker, QoS 0", 5_000, roundtrip(0)),
     Workload("rt1", "(5b) round trip through the broker, QoS 1", 5_000, roundtrip(1)),
-    Workload("idle", "(6) idle connections from one process", 1_000, idle),
-    Workload("many", "(6b) 10,000 idle connections from one process, trio-mqtt", 10_000, many),
-    Workload("storm", "(7) connection storm: 1,000 clients connect, 50 at a time", 1_000, storm(50)),
-    Workload("storm10k", "(7b) connection storm: 10,000 clients connect, 50 at a time", 10_000, storm(50)),
+    Workload("idle", "(6) idle connections from one process", 1_000, idle, "connections"),
+    Workload("many", "(6b) 10,000 idle connections from one process, trio-mqtt", 10_000, many, "connections"),
+    Workload("storm", "(7) connection storm: 1,000 clients connect, 50 at a time", 1_000, storm(50), "connections"),
+    Workload("storm10k", "(7b) connection storm: 10,000 clients connect, 50 at a time", 10_000, storm(50), "connections"),
 ]  # fmt: skip
 # which metric the ratios compare, and whether bigger is better
 HEADLINE = {
@@ -298,9 +299,7 @@ def table(results: dict[str, dict[str, dict[str, float]]], libs: list[str]) -> s
             continue
         metrics = list(next(iter(per_lib.values())))
         lines += [
-            f"**{workload.title}** ({fmt(workload.count * SCALE)} messages)"
-            if workload.name not in ("idle", "many")
-            else f"**{workload.title}** ({fmt(workload.count * SCALE)} connections)",
+            f"**{workload.title}** ({fmt(workload.count * SCALE)} {workload.counted})",
             "",
         ]
         lines.append("| library | " + " | ".join(metrics) + " |")

@@ -4,7 +4,7 @@
 
 MODE is ``publish`` (COUNT 64-byte messages, at most INFLIGHT unacknowledged), ``sub`` (print
 ``ready`` once subscribed, then count COUNT messages), ``roundtrip`` (publish and wait for the
-message to come back, COUNT times), ``idle`` (open COUNT connections one after the other and
+message to come back, COUNT times or for ``ROUNDTRIP_SECONDS``), ``idle`` (open COUNT connections one after the other and
 hold them) or ``storm`` (open COUNT connections, INFLIGHT at a time, and hold them). Times are
 ``time.monotonic()`` (CLOCK_MONOTONIC, comparable across processes), CPU is ``process_time()``
 (user + system, all threads) spent inside the workload, not in start-up.
@@ -75,6 +75,11 @@ def shares(count: int, parts: int) -> list[int]:
     """``count`` split into ``parts`` near-equal shares (one per publishing task)."""
     share, extra = divmod(count, parts)
     return [share + (i < extra) for i in range(parts)]
+
+
+#: ``roundtrip`` stops after this many seconds if COUNT round trips have not been made by
+#: then (a client that waits 44 ms per round trip would take minutes for 5,000).
+ROUNDTRIP_SECONDS = 15.0
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from gmqtt.mqtt.constants import MQTTv50
 
 from benchmarks.clients.common import (
     PAYLOAD,
+    ROUNDTRIP_SECONDS,
     Args,
     cpu,
     mode_function,
@@ -119,14 +120,16 @@ async def roundtrip(args: Args) -> None:
     client.subscribe(args.topic, qos=args.qos)
     await subscribed.wait()
     latencies = []
-    c0 = cpu()
+    c0, started = cpu(), now()
     for _ in range(args.count):
         arrived.clear()
         t0 = now()
         client.publish(args.topic, PAYLOAD, qos=args.qos)
         await arrived.wait()
         latencies.append(now() - t0)
-    report(count=args.count, cpu=cpu() - c0, **percentiles(latencies))
+        if now() - started > ROUNDTRIP_SECONDS:
+            break
+    report(count=len(latencies), cpu=cpu() - c0, **percentiles(latencies))
     await client.disconnect()
 
 

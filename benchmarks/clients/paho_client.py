@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 
 from benchmarks.clients.common import (
     PAYLOAD,
+    ROUNDTRIP_SECONDS,
     Args,
     cpu,
     mode_function,
@@ -92,14 +93,16 @@ def roundtrip(args: Args) -> None:
     client.subscribe(args.topic, qos=args.qos)
     subscribed.wait(10)
     latencies = []
-    c0 = cpu()
+    c0, started = cpu(), now()
     for _ in range(args.count):
         arrived.clear()
         t0 = now()
         client.publish(args.topic, PAYLOAD, qos=args.qos)
         arrived.wait(10)
         latencies.append(now() - t0)
-    report(count=args.count, cpu=cpu() - c0, **percentiles(latencies))
+        if now() - started > ROUNDTRIP_SECONDS:
+            break
+    report(count=len(latencies), cpu=cpu() - c0, **percentiles(latencies))
     client.disconnect()
     client.loop_stop()
 
