@@ -85,3 +85,40 @@ async def test_queued_messages_wait_for_the_subscription_that_takes_them(
             got = [(await jobs.receive()).payload for _ in range(5)]
         assert mqtt_broker.session("worker").inflight == 0
     assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
+async def test_held_messages_go_to_each_subscription_that_takes_them(
+    autojump_clock: trio.testing.MockClock,
+    mqtt_broker: MQTTBroker,
+    mqtt_connect: ConnectFactory,
+) -> None:
+    """Held messages for two filters the session kept: the first subscription takes only
+    its own, the rest stay held, and a message that arrives for the other filter after
+    that is held with them, in order, until its subscription opens; then every message is
+    acknowledged."""
+    session = {"client_id": "worker", "clean_start": False, "session_expiry": 600}
+    async with mqtt_connect(**session) as worker:
+        with trio.CancelScope() as stopping:
+            async with (
+                worker.subscribe("jobs/#", qos=1),
+                worker.subscribe("news/#", qos=1),
+            ):
+                stopping.cancel()  # leaving by a cancellation: the broker keeps both
+                await trio.sleep_forever()
+    async with mqtt_connect() as producer:
+        for topic in ("jobs/1", "news/1", "jobs/2", "news/2"):
+            await producer.publish(topic, topic.encode(), qos=1)
+    async with mqtt_connect(**session) as worker, mqtt_connect() as producer:
+        await trio.testing.wait_all_tasks_blocked()  # all four arrived, held
+        async with worker.subscribe("jobs/#", qos=1) as jobs:
+            got_jobs = [(await jobs.receive()).payload for _ in range(2)]
+        await producer.publish("news/3", b"news/3", qos=1)
+        await trio.testing.wait_all_tasks_blocked()  # arrived: held behind the others
+        # the three news held, and jobs/2: its PUBACK waits for news/1's, which arrived
+        # before it (acknowledgements go in arrival order, [MQTT-4.6.0-2])
+        assert mqtt_broker.session("worker").inflight == 4
+        async with worker.subscribe("news/#", qos=1) as news:
+            got_news = [(await news.receive()).payload for _ in range(3)]
+        assert mqtt_broker.session("worker").inflight == 0
+    assert got_jobs == [b"jobs/1", b"jobs/2"]
+    assert got_news == [b"news/1", b"news/2", b"news/3"]
