@@ -25,6 +25,9 @@ _connect_properties = functools.lru_cache(maxsize=16)(Properties)
 BrokerSpec = str | Endpoint | Sequence[str | Endpoint]
 DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_ONE_BROKER = (str, Endpoint)
+
 
 def resolve_endpoints(
     broker: BrokerSpec | None,
@@ -39,7 +42,7 @@ def resolve_endpoints(
     Raises:
         ValueError: no broker given, or an invalid URL.
     """
-    if isinstance(broker, str | Endpoint):
+    if isinstance(broker, _ONE_BROKER):
         broker = [broker]
     endpoints = [
         b if isinstance(b, Endpoint) else Endpoint.from_url(b) for b in broker or ()

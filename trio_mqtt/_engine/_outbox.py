@@ -50,6 +50,9 @@ HIGH_WATER = 64 * 1024
 QOS0_RESULT = PublishResult(packet_id=None)
 _NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared and always empty
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_ENDED = (PublishAcknowledged, PublishExpired)
+
 
 class Request:
     """One publish (or SUBSCRIBE/UNSUBSCRIBE) from the call until its outcome."""
@@ -393,7 +396,7 @@ class Outbox:
                 if self.hooks is not None:
                     self._tell_acknowledged(self.hooks, request, event, latency)
             request.finish(event)
-        if self._queue and isinstance(event, PublishAcknowledged | PublishExpired):
+        if self._queue and isinstance(event, _ENDED):
             self.pump()
 
     @staticmethod

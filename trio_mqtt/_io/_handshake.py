@@ -27,6 +27,9 @@ from .._sansio._events import (
 from .._sansio._packets import ConnAck, Connect
 from ._stream import TRANSPORT_ERRORS, ByteStream
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_ANSWERED = (ConnectionAccepted, ConnectionRefused)
+
 
 class AuthExchange:
     """The authenticator's steps, with its failures as :class:`AuthenticationError`."""
@@ -118,7 +121,7 @@ async def handshake(
                     await stream.send_all(conn.data_to_send(now=trio.current_time()))
                 if isinstance(event, ConnectionAccepted) and auth is not None:
                     auth.finish(event.connack.properties.authentication_data)
-                if isinstance(event, ConnectionAccepted | ConnectionRefused):
+                if isinstance(event, _ANSWERED):
                     return event.connack, events[index + 1 :]
                 if isinstance(event, DisconnectReceived):
                     raise ConnectError(

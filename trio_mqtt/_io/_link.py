@@ -64,6 +64,9 @@ log = logging.getLogger("trio_mqtt")
 CLOSE_GRACE = 1.0
 _LINK_ERRORS = (MQTTError, *TRANSPORT_ERRORS)
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_AUTH_EVENTS = (AuthChallenged, ReauthenticationCompleted)
+
 
 class Link:
     """Runs one connected stream and owns its protocol machine. Made by the supervisor once
@@ -362,7 +365,7 @@ class Link:
     async def _dispatch(self, event: Event) -> None:
         """One event the listener did not take without waiting: the link's own (AUTH,
         DISCONNECT), or one to wait for."""
-        if isinstance(event, AuthChallenged | ReauthenticationCompleted):
+        if isinstance(event, _AUTH_EVENTS):
             self._authenticate(event)
             return
         if isinstance(

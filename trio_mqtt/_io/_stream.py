@@ -31,6 +31,9 @@ RECEIVE_SIZE = 65536
 _STREAMING = 512
 TRANSPORT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_LAYERED = (trio.SSLStream, WebSocketStream)
+
 
 class ByteStream:
     """A :class:`trio.abc.Stream` as the link uses it."""
@@ -183,7 +186,7 @@ def _quickack_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
     The stream keeps the socket it has anyway, not a closure over it (200 bytes per idle
     connection).
     """
-    while isinstance(stream, trio.SSLStream | WebSocketStream):
+    while isinstance(stream, _LAYERED):
         stream = stream.transport_stream
     if _TCP_QUICKACK is None or not isinstance(stream, trio.SocketStream):
         return None

@@ -56,6 +56,9 @@ _PROTOCOL_NAME: Final = encode_string("MQTT")
 # ---------------------------------------------------------------------------------------------
 # Encoding
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+_ACKS = (PubAck, PubRec, PubRel, PubComp)
+
 
 def _check_packet_id(packet_id: int | None) -> int:
     # [MQTT-2.2.1-3] packets that carry a Packet Identifier carry a non-zero one.
@@ -320,7 +323,7 @@ def encode_packet(packet: Packet, version: ProtocolVersion = _V5) -> bytes:
     v5 = version is _V5
     if isinstance(packet, Publish):
         return _encode_publish(packet, v5)
-    if isinstance(packet, PubAck | PubRec | PubRel | PubComp):
+    if isinstance(packet, _ACKS):
         return _encode_ack(packet, v5)
     if isinstance(packet, PingReq):
         return b"\xc0\x00"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from .._enums import ProtocolVersion, QoS, ReasonCode, RetainHandling
-from ._properties import EMPTY_PROPERTIES, Properties
+from ._properties import BYTES_LIKE, EMPTY_PROPERTIES, Properties
 
 
 def payload_bytes(payload: object) -> bytes:
@@ -21,7 +21,7 @@ def payload_bytes(payload: object) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode("utf-8")
-    if isinstance(payload, bytes | bytearray | memoryview):
+    if isinstance(payload, BYTES_LIKE):
         return bytes(payload)
     raise TypeError(
         "payload must be bytes, bytearray, memoryview or str, not "

@@ -36,6 +36,9 @@ from ._wire import (
 #: The pseudo packet kind of the Will Properties inside CONNECT (section 3.1.3.2).
 WILL: Final = 0
 
+# (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
+BYTES_LIKE = (bytes, bytearray, memoryview)
+
 
 class WireType(IntEnum):
     """How a property value is written (section 2.2.2.2)."""
@@ -226,7 +229,7 @@ def _encode_value(spec: PropertySpec, value: object) -> bytes:
             raise TypeError(f"property {spec.name} must be a str")
         return head + encode_string(value)
     if wire is WireType.BINARY:
-        if not isinstance(value, bytes | bytearray | memoryview):
+        if not isinstance(value, BYTES_LIKE):
             raise TypeError(f"property {spec.name} must be bytes")
         return head + encode_binary(bytes(value))
     if not (isinstance(value, tuple) and len(value) == 2):
