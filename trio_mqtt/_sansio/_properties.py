@@ -52,6 +52,14 @@ class WireType(IntEnum):
     PAIR = 8
 
 
+# The members as module constants for the codec below, which reads them for every property:
+# on Python 3.11 reading an attribute of an enum class goes through ``EnumType.__getattr__``'s
+# hook (~110 ns and an object each time; the hook is gone in 3.12).
+_FLAG, _U16, _U32, _VBI = WireType.FLAG, WireType.U16, WireType.U32, WireType.VBI
+_UTF8, _BINARY = WireType.UTF8, WireType.BINARY
+_SUBSCRIBE = PacketType.SUBSCRIBE
+
+
 @attrs.frozen(kw_only=True, repr=False)
 class Properties:
     """The MQTT 5.0 properties of one packet. Every field is optional; ``None`` means absent.
@@ -201,34 +209,28 @@ def _kind_name(kind: int) -> str:
 def _encode_value(spec: PropertySpec, value: object) -> bytes:
     wire = spec.wire_type
     head = bytes((spec.identifier,))
-    if wire is WireType.FLAG:
+    if wire is _FLAG:
         if isinstance(value, bool):
             return head + (b"\x01" if value else b"\x00")
         if value not in (0, 1):
             raise ValueError(f"property {spec.name} must be 0 or 1, not {value!r}")
         return head + (b"\x01" if value else b"\x00")
-    if wire in (WireType.U16, WireType.U32, WireType.VBI):
+    if wire in (_U16, _U32, _VBI):
         if not isinstance(value, int):
             raise TypeError(
                 f"property {spec.name} must be an int, not {type(value).__name__}"
             )
-        top = (
-            MAX_U16
-            if wire is WireType.U16
-            else MAX_U32
-            if wire is WireType.U32
-            else MAX_VBI
-        )
+        top = MAX_U16 if wire is _U16 else MAX_U32 if wire is _U32 else MAX_VBI
         if not (1 if spec.nonzero else 0) <= value <= top:
             raise ValueError(f"property {spec.name}={value} is out of range")
-        if wire is WireType.U16:
+        if wire is _U16:
             return head + pack_u16(value)
-        return head + (pack_u32(value) if wire is WireType.U32 else encode_vbi(value))
-    if wire is WireType.UTF8:
+        return head + (pack_u32(value) if wire is _U32 else encode_vbi(value))
+    if wire is _UTF8:
         if not isinstance(value, str):
             raise TypeError(f"property {spec.name} must be a str")
         return head + encode_string(value)
-    if wire is WireType.BINARY:
+    if wire is _BINARY:
         if not isinstance(value, BYTES_LIKE):
             raise TypeError(f"property {spec.name} must be bytes")
         return head + encode_binary(bytes(value))
@@ -256,11 +258,7 @@ def encode_properties(props: Properties, kind: int) -> bytes:
                 f"property {spec.name} is not allowed in {_kind_name(kind)}"
             )
         if spec.multiple:
-            if (
-                kind == PacketType.SUBSCRIBE
-                and spec.identifier == 0x0B
-                and len(value) > 1
-            ):
+            if kind == _SUBSCRIBE and spec.identifier == 0x0B and len(value) > 1:
                 raise ValueError(
                     "SUBSCRIBE carries at most one subscription identifier"
                 )
@@ -299,7 +297,7 @@ def decode_properties(
             )
         value: object
         wire = spec.wire_type
-        if wire is WireType.FLAG:
+        if wire is _FLAG:
             if pos >= stop:
                 raise MalformedPacketError(f"property {spec.name} is truncated")
             byte = data[pos]
@@ -311,21 +309,21 @@ def decode_properties(
             value = (
                 _CONVERTERS[spec.name](byte) if spec.name in _CONVERTERS else bool(byte)
             )
-        elif wire is WireType.U16:
+        elif wire is _U16:
             if pos + 2 > stop:
                 raise MalformedPacketError(f"property {spec.name} is truncated")
             (value,) = unpack_u16(data, pos)
             pos += 2
-        elif wire is WireType.U32:
+        elif wire is _U32:
             if pos + 4 > stop:
                 raise MalformedPacketError(f"property {spec.name} is truncated")
             (value,) = unpack_u32(data, pos)
             pos += 4
-        elif wire is WireType.VBI:
+        elif wire is _VBI:
             value, pos = decode_vbi(data, pos, stop)
-        elif wire is WireType.UTF8:
+        elif wire is _UTF8:
             value, pos = decode_string(data, pos, stop)
-        elif wire is WireType.BINARY:
+        elif wire is _BINARY:
             value, pos = decode_binary(data, pos, stop)
         else:
             key, pos = decode_string(data, pos, stop)
@@ -335,7 +333,7 @@ def decode_properties(
             raise RemoteProtocolError(f"property {spec.name} must not be 0")
         if spec.multiple:
             previous = values.get(spec.name, ())
-            if kind == PacketType.SUBSCRIBE and previous and spec.identifier == 0x0B:
+            if kind == _SUBSCRIBE and previous and spec.identifier == 0x0B:
                 raise RemoteProtocolError(
                     "SUBSCRIBE carries more than one subscription identifier"
                 )
