@@ -27,6 +27,8 @@ DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
 
 # (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
 _ONE_BROKER = (str, Endpoint)
+# (an enum member read once: on 3.11 each read from the class goes through a slow hook)
+_V311 = ProtocolVersion.V311
 
 
 def resolve_endpoints(
@@ -152,7 +154,7 @@ def publish_properties(
 ) -> Properties:
     """A PUBLISH's properties: ``properties`` with the keyword ones merged in (MQTT 5; 3.1.1
     has none)."""
-    if protocol is ProtocolVersion.V311:
+    if protocol is _V311:
         return EMPTY_PROPERTIES
     if properties is not None and properties.topic_alias is not None:
         raise ValueError(

@@ -66,6 +66,8 @@ _LINK_ERRORS = (MQTTError, *TRANSPORT_ERRORS)
 
 # (a tuple: isinstance() against ``A | B`` builds the union at every call, ~1 µs on 3.11)
 _AUTH_EVENTS = (AuthChallenged, ReauthenticationCompleted)
+# (an enum member read once: on 3.11 each read from the class goes through a slow hook)
+_CONNECTED = ConnectionState.CONNECTED
 
 
 class Link:
@@ -488,7 +490,7 @@ class Link:
         """The application has taken inbound message ``packet_id``: queue its PUBACK/PUBREC
         (in arrival order, [MQTT-4.6.0-2]) and have it sent. Ignored once the link is down:
         the resumed session's redelivery is answered on the next link."""
-        if self._conn.state is ConnectionState.CONNECTED:
+        if self._conn.state is _CONNECTED:
             self._conn.acknowledge(packet_id)
             self._sender.flush()
 
@@ -497,7 +499,7 @@ class Link:
     @property
     def connected(self) -> bool:
         """Whether the machine is connected (CONNACK accepted, no DISCONNECT yet)."""
-        return self._conn.state is ConnectionState.CONNECTED
+        return self._conn.state is _CONNECTED
 
     @property
     def version(self) -> ProtocolVersion:

@@ -179,7 +179,7 @@ class MQTTConnection:
         self.state = ConnectionState.CONNECTING
 
     def _require_connected(self) -> None:
-        if self.state is not ConnectionState.CONNECTED:
+        if self.state is not _CONNECTED:
             raise LocalProtocolError(
                 f"the connection is {self.state.value}, not connected"
             )
@@ -378,7 +378,7 @@ class MQTTConnection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` next has work (see :class:`KeepAlive`)."""
-        if self.state is not ConnectionState.CONNECTED:
+        if self.state is not _CONNECTED:
             return None
         return self._keepalive.next_deadline()
 
@@ -386,7 +386,7 @@ class MQTTConnection:
         """Queue PINGREQ when one is due, or report a broker that did not answer
         (:class:`KeepAliveExpired`: the connection is closed). ``reading=False``: the I/O
         layer is not reading, so a PINGRESP may be waiting unread (see :meth:`KeepAlive.due`)."""
-        if self.state is not ConnectionState.CONNECTED:
+        if self.state is not _CONNECTED:
             return []
         due = self._keepalive.due(now, reading=reading)
         if due is Due.EXPIRED:
