@@ -3,9 +3,9 @@
 Theory of operation. :meth:`Supervisor.run` is started in the client's nursery while the
 opener waits in :meth:`Supervisor.wait_started`: it makes the first connection (raising at once
 if that fails, unless the policy says to wait for the broker), reports started, then loops: run
-the link until it ends; if the application closed the client, stop; otherwise, with a :class:`ReconnectPolicy`, sleep a jittered backoff and connect
-again (rotating through the endpoints, or following a Server Reference), and without one, raise
-why the link ended. The session (``SessionState``) is shared by every connection, so each CONNACK
+the link until it ends; if the application closed the client, stop; otherwise, with a
+:class:`ReconnectPolicy`, sleep a jittered backoff and connect again (rotating through the
+endpoints, or following a Server Reference), and without one, raise why the link ended. The session (``SessionState``) is shared by every connection, so each CONNACK
 resumes where the last connection stopped: :class:`MQTTConnection` resends the unacknowledged
 packets, and the client (the :class:`LinkOwner`) restores subscriptions and releases publishes
 queued while offline. Waiters live in the client, keyed by packet id, so they outlive links.
